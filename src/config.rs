@@ -1,0 +1,53 @@
+//! Process-wide settings, the analogue of `tf.config`: the dtype promotion mode.
+//!
+//! The global setting is an atomic (one relaxed load on the hot path); a thread-local
+//! override (`with_promotion_mode`) lets one scope, or one test, use another mode without
+//! changing what other threads see.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// How an op treats two inputs of different dtypes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum PromotionMode {
+    /// TensorFlow's default: different dtypes in one op are `Error::DTypeMismatch`.
+    /// Host scalars are still weak and take the tensor's dtype.
+    #[default]
+    Strict,
+    /// NumPy-style promotion by the table in the book's dtype chapter (`i32 + f32 -> f64`).
+    Numpy,
+}
+
+static PROMOTION: AtomicU8 = AtomicU8::new(0);
+
+thread_local! {
+    static PROMOTION_OVERRIDE: Cell<Option<PromotionMode>> = const { Cell::new(None) };
+}
+
+/// Sets the promotion mode for the whole process (all threads).
+pub fn set_promotion_mode(mode: PromotionMode) {
+    PROMOTION.store(mode as u8, Ordering::Relaxed);
+}
+
+/// The promotion mode in force on this thread.
+pub fn promotion_mode() -> PromotionMode {
+    if let Some(m) = PROMOTION_OVERRIDE.with(|c| c.get()) {
+        return m;
+    }
+    match PROMOTION.load(Ordering::Relaxed) {
+        0 => PromotionMode::Strict,
+        _ => PromotionMode::Numpy,
+    }
+}
+
+/// Runs `f` with `mode` in force on this thread only, then restores what was there.
+pub fn with_promotion_mode<R>(mode: PromotionMode, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<PromotionMode>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PROMOTION_OVERRIDE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(PROMOTION_OVERRIDE.with(|c| c.replace(Some(mode))));
+    f()
+}

@@ -1,0 +1,54 @@
+//! # ferroflow
+//!
+//! A tensor framework with two modes, in the spirit of TensorFlow 2: eager tensors that
+//! compute at once and convert to `ndarray` arrays, and (soon) traced functions that record
+//! the same ops into a graph, optimize it and run it on the CPU or the GPU.
+//!
+//! ```
+//! use ferroflow as ff;
+//! # fn main() -> ff::Result<()> {
+//! let x = ff::Tensor::from(ndarray::array![[1.0f32, 2.0], [3.0, 4.0]]); // moves, no copy
+//! let w = ff::Tensor::from_slice(&[0.5f32, -1.0], &[2, 1])?;
+//! let y = (x.matmul(&w)? + 1.0f32)?.relu()?;            // host scalars take the tensor's dtype
+//! assert_eq!(y.to_ndarray::<f32>()?.into_raw_vec_and_offset().0, vec![0.0, 0.0]);
+//! let e = ff::add(&x, &ff::Tensor::scalar(1i32)).unwrap_err(); // f32 + i32: strict dtypes
+//! assert!(matches!(e, ff::Error::DTypeMismatch { .. }));
+//! # Ok(()) }
+//! ```
+//!
+//! The book (`book/`) teaches the library; `ARCHITECTURE.md` maps the code.
+
+pub mod config;
+mod device;
+mod dtype;
+mod error;
+pub mod image;
+pub mod interop;
+pub mod random;
+mod shape;
+
+pub(crate) mod backend;
+pub(crate) mod op;
+pub(crate) mod ops;
+pub(crate) mod tensor;
+
+pub use config::PromotionMode;
+pub use device::Device;
+pub use dtype::{DType, Element};
+pub use error::{Error, Loc, Result};
+pub use interop::ndarray::{IntoTensor, convert_to_tensor};
+pub use op::promote::numpy_promote;
+pub use ops::creation::{arange, eye, full, linspace, ones, zeros};
+pub use ops::math::{
+    abs, add, cast, clip, cos, div, equal, exp, floor_div, gelu, greater, greater_equal, less, less_equal, log,
+    logical_and, logical_not, logical_or, maximum, minimum, mul, neg, not_equal, pow, relu, rsqrt, sigmoid, sin,
+    sqrt, square, sub, tanh, where_,
+};
+pub use ops::nn::{log_softmax, matmul, matmul_with, softmax};
+pub use ops::reduce::{argmax, argmin, reduce_max, reduce_mean, reduce_min, reduce_prod, reduce_sum};
+pub use ops::shape::{
+    SplitSpec, broadcast_to, concat, expand_dims, gather, one_hot, reshape, slice, split, squeeze, stack, transpose,
+};
+pub use shape::Shape;
+pub use tensor::Tensor;
+pub use tensor::storage::clear_pool;

@@ -1,0 +1,232 @@
+//! Shape and dtype inference for every primitive, and every user error that can be known
+//! before data is read. Shared by eager execution and (later) tracing.
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::op::{Accepts, PrimOp};
+use crate::shape::{Shape, broadcast_shapes};
+use crate::tensor::Tensor;
+
+fn check_accepts(op: &'static str, acc: Accepts, d: DType) -> Result<()> {
+    if acc.allows(d) {
+        Ok(())
+    } else {
+        let fix = match acc {
+            Accepts::Float => Some(format!("cast the input to a float dtype first: x.cast(DType::F32)")),
+            Accepts::Bool => Some("compare first (e.g. x.not_equal(0)) to get a bool tensor".into()),
+            _ => None,
+        };
+        Err(Error::dtype(op, acc.describe(), d.name(), fix))
+    }
+}
+
+fn same_dtype(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.dtype() == b.dtype() {
+        Ok(())
+    } else {
+        Err(crate::op::promote::mismatch(op, a.dtype(), b.dtype()))
+    }
+}
+
+/// The output shape and dtype of `op` applied to `inputs`, or the user error.
+pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
+    let name = op.name();
+    let arity = match op {
+        PrimOp::Binary(_) | PrimOp::Gather(_) | PrimOp::MatMul { .. } => 2,
+        PrimOp::Select => 3,
+        PrimOp::Concat(_) => inputs.len().max(1),
+        _ => 1,
+    };
+    if inputs.len() != arity {
+        return Err(Error::invalid(name, format!("expected {arity} inputs, found {}", inputs.len())));
+    }
+    let x = inputs[0];
+    match op {
+        PrimOp::Unary(u) => {
+            check_accepts(name, u.accepts(), x.dtype())?;
+            Ok((x.shape().clone(), x.dtype()))
+        }
+        PrimOp::Binary(b) => {
+            let y = inputs[1];
+            same_dtype(name, x, y)?;
+            check_accepts(name, b.accepts(), x.dtype())?;
+            let shape = broadcast_shapes(name, x.shape(), y.shape())?;
+            Ok((shape, if b.is_comparison() { DType::Bool } else { x.dtype() }))
+        }
+        PrimOp::Select => {
+            let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
+            if c.dtype() != DType::Bool {
+                return Err(Error::dtype(
+                    name,
+                    "a bool condition",
+                    c.dtype().name(),
+                    Some("build the condition with a comparison such as x.greater(0)".into()),
+                ));
+            }
+            same_dtype(name, a, b)?;
+            let s = broadcast_shapes(name, c.shape(), a.shape())?;
+            let s = broadcast_shapes(name, &s, b.shape())?;
+            Ok((s, a.dtype()))
+        }
+        PrimOp::Cast(d) => Ok((x.shape().clone(), *d)),
+        PrimOp::Reduce { axes, keepdims, .. } => {
+            check_accepts(name, Accepts::Num, x.dtype())?;
+            Ok((reduced_shape(x.shape(), axes, *keepdims), x.dtype()))
+        }
+        PrimOp::ArgReduce { axis, keepdims, .. } => {
+            check_accepts(name, Accepts::Num, x.dtype())?;
+            let red: smallvec::SmallVec<[usize; 4]> = match axis {
+                Some(a) => smallvec::smallvec![*a],
+                None => (0..x.rank()).collect(),
+            };
+            let reduced_len: usize = red.iter().map(|&a| x.shape()[a]).product();
+            if reduced_len == 0 {
+                return Err(Error::invalid(name, format!("cannot take {name} of an empty axis (shape {})", x.shape())));
+            }
+            Ok((reduced_shape(x.shape(), &red, *keepdims), DType::I64))
+        }
+        PrimOp::Reshape(s) => {
+            if s.num_elements() != x.num_elements() {
+                return Err(Error::ShapeMismatch {
+                    op: name,
+                    expected: format!("a shape of {} elements (input shape {})", x.num_elements(), x.shape()),
+                    found: format!("{} ({} elements)", s, s.num_elements()),
+                    fix: Some("use -1 for one dim to have it inferred".into()),
+                    location: None,
+                });
+            }
+            Ok((s.clone(), x.dtype()))
+        }
+        PrimOp::Transpose(perm) => {
+            let mut seen = vec![false; x.rank()];
+            let ok = perm.len() == x.rank()
+                && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
+            if !ok {
+                return Err(Error::invalid(
+                    name,
+                    format!("perm {perm:?} is not a permutation of 0..{} (input shape {})", x.rank(), x.shape()),
+                ));
+            }
+            Ok((perm.iter().map(|&p| x.shape()[p]).collect::<Vec<_>>().into(), x.dtype()))
+        }
+        PrimOp::BroadcastTo(target) => {
+            let b = broadcast_shapes(name, x.shape(), target)?;
+            if &b != target {
+                return Err(Error::shape(name, format!("a shape that broadcasts to {target}"), x.shape().to_string()));
+            }
+            Ok((target.clone(), x.dtype()))
+        }
+        PrimOp::Concat(axis) => {
+            if inputs.is_empty() {
+                return Err(Error::invalid(name, "expected at least one tensor, found none"));
+            }
+            let mut out = x.shape().clone();
+            for (i, t) in inputs.iter().enumerate().skip(1) {
+                same_dtype(name, x, t)?;
+                let ok = t.rank() == x.rank()
+                    && (0..x.rank()).all(|d| d == *axis || t.shape()[d] == x.shape()[d]);
+                if !ok {
+                    return Err(Error::shape(
+                        name,
+                        format!("tensors whose dims match {} except on axis {axis}", x.shape()),
+                        format!("{} at position {i}", t.shape()),
+                    ));
+                }
+                out.0[*axis] += t.shape()[*axis];
+            }
+            Ok((out, x.dtype()))
+        }
+        PrimOp::Slice { begin, size } => {
+            if begin.len() != x.rank() || size.len() != x.rank() {
+                return Err(Error::invalid(
+                    name,
+                    format!("begin and size need {} entries (rank of {}), found {} and {}", x.rank(), x.shape(), begin.len(), size.len()),
+                ));
+            }
+            for d in 0..x.rank() {
+                if begin[d].checked_add(size[d]).is_none_or(|end| end > x.shape()[d]) {
+                    return Err(Error::invalid(
+                        name,
+                        format!(
+                            "slice [{}, {}) of axis {d} is out of bounds for shape {}",
+                            begin[d],
+                            begin[d].saturating_add(size[d]),
+                            x.shape()
+                        ),
+                    ));
+                }
+            }
+            Ok((Shape::new(size), x.dtype()))
+        }
+        PrimOp::Gather(axis) => {
+            let idx = inputs[1];
+            if !matches!(idx.dtype(), DType::I32 | DType::I64) {
+                return Err(Error::dtype(name, "i32 or i64 indices", idx.dtype().name(), Some("cast the indices with cast(DType::I64)".into())));
+            }
+            let mut dims: Vec<usize> = x.shape()[..*axis].to_vec();
+            dims.extend_from_slice(idx.shape());
+            dims.extend_from_slice(&x.shape()[axis + 1..]);
+            Ok((dims.into(), x.dtype()))
+        }
+        PrimOp::OneHot { depth, dtype } => {
+            if !matches!(x.dtype(), DType::I32 | DType::I64 | DType::U8) {
+                return Err(Error::dtype(name, "integer indices (i32, i64 or u8)", x.dtype().name(), Some("cast the indices with cast(DType::I64)".into())));
+            }
+            let mut dims = x.shape().to_vec();
+            dims.push(*depth);
+            Ok((dims.into(), *dtype))
+        }
+        PrimOp::MatMul { transpose_a, transpose_b } => {
+            let y = inputs[1];
+            same_dtype(name, x, y)?;
+            check_accepts(name, Accepts::Num, x.dtype())?;
+            if x.rank() < 2 || y.rank() < 2 {
+                return Err(Error::InvalidArgument {
+                    op: name,
+                    message: format!(
+                        "both inputs need rank >= 2, found shapes {} and {}; use expand_dims to make a vector a [1, n] or [n, 1] matrix",
+                        x.shape(),
+                        y.shape()
+                    ),
+                    location: None,
+                });
+            }
+            let (ra, rb) = (x.rank(), y.rank());
+            let (m, ka) = if *transpose_a { (x.shape()[ra - 1], x.shape()[ra - 2]) } else { (x.shape()[ra - 2], x.shape()[ra - 1]) };
+            let (kb, n) = if *transpose_b { (y.shape()[rb - 1], y.shape()[rb - 2]) } else { (y.shape()[rb - 2], y.shape()[rb - 1]) };
+            if ka != kb {
+                return Err(Error::ShapeMismatch {
+                    op: name,
+                    expected: format!("the inner dims to agree (a has k = {ka}{})", if *transpose_a { ", transposed" } else { "" }),
+                    found: format!("b with k = {kb}{} (shapes {} and {})", if *transpose_b { ", transposed" } else { "" }, x.shape(), y.shape()),
+                    fix: Some("transpose one operand (transpose_a / transpose_b flags)".into()),
+                    location: None,
+                });
+            }
+            let batch = broadcast_shapes(name, &x.shape()[..ra - 2], &y.shape()[..rb - 2])?;
+            let mut dims = batch.to_vec();
+            dims.push(m);
+            dims.push(n);
+            Ok((dims.into(), x.dtype()))
+        }
+        PrimOp::Softmax { .. } => {
+            check_accepts(name, Accepts::Float, x.dtype())?;
+            Ok((x.shape().clone(), x.dtype()))
+        }
+    }
+}
+
+/// The shape after reducing `axes` (sorted, unique).
+pub(crate) fn reduced_shape(s: &Shape, axes: &[usize], keepdims: bool) -> Shape {
+    let mut out = Shape::default();
+    for (d, &n) in s.iter().enumerate() {
+        if axes.contains(&d) {
+            if keepdims {
+                out.0.push(1);
+            }
+        } else {
+            out.0.push(n);
+        }
+    }
+    out
+}

@@ -1,0 +1,114 @@
+//! The closed set of primitive ops, their shape/dtype inference, and `apply`, the one entry
+//! point every public op goes through.
+//!
+//! `apply` = `infer` (shapes, dtypes, every user error) then a backend kernel. Traced
+//! functions will reuse `infer` unchanged and record a graph node instead of running the
+//! kernel, so eager and graph mode can never disagree about what is legal.
+//! **Architecture Invariant:** this module knows nothing about how ops execute.
+
+pub(crate) mod elementwise;
+pub(crate) mod infer;
+pub(crate) mod promote;
+
+use smallvec::SmallVec;
+
+use crate::dtype::DType;
+use crate::error::{Loc, Result};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+pub(crate) use elementwise::{Accepts, BinaryOp, UnaryOp};
+
+/// A small list of axes or dims (inline up to rank 4).
+pub(crate) type Axes = SmallVec<[usize; 4]>;
+
+/// A reduction over a set of axes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    Prod,
+}
+
+impl ReduceOp {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "reduce_sum",
+            ReduceOp::Mean => "reduce_mean",
+            ReduceOp::Max => "reduce_max",
+            ReduceOp::Min => "reduce_min",
+            ReduceOp::Prod => "reduce_prod",
+        }
+    }
+}
+
+/// The index of the largest or smallest element along one axis.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum ArgOp {
+    Max,
+    Min,
+}
+
+/// The primitive ops. Composites (softmax aside, which has its own fused kernel) are
+/// written once over these in `crate::ops`. Backends `match` this enum with no wildcard
+/// arm, so a new primitive does not compile until every backend handles it.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum PrimOp {
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// `where_(cond, x, y)`: three broadcast inputs, `cond` bool.
+    Select,
+    Cast(DType),
+    Reduce { op: ReduceOp, axes: Axes, keepdims: bool },
+    /// `axis: None` reduces the flattened tensor.
+    ArgReduce { op: ArgOp, axis: Option<usize>, keepdims: bool },
+    Reshape(Shape),
+    Transpose(Axes),
+    BroadcastTo(Shape),
+    Concat(usize),
+    Slice { begin: Axes, size: Axes },
+    Gather(usize),
+    OneHot { depth: usize, dtype: DType },
+    MatMul { transpose_a: bool, transpose_b: bool },
+    /// Softmax (or log-softmax) along one axis, one fused numerically stable kernel.
+    Softmax { axis: usize, log: bool },
+}
+
+impl PrimOp {
+    /// The public name of the op, used in error messages and graph text.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            PrimOp::Unary(u) => u.name(),
+            PrimOp::Binary(b) => b.name(),
+            PrimOp::Select => "where_",
+            PrimOp::Cast(_) => "cast",
+            PrimOp::Reduce { op, .. } => op.name(),
+            PrimOp::ArgReduce { op: ArgOp::Max, .. } => "argmax",
+            PrimOp::ArgReduce { op: ArgOp::Min, .. } => "argmin",
+            PrimOp::Reshape(_) => "reshape",
+            PrimOp::Transpose(_) => "transpose",
+            PrimOp::BroadcastTo(_) => "broadcast_to",
+            PrimOp::Concat(_) => "concat",
+            PrimOp::Slice { .. } => "slice",
+            PrimOp::Gather(_) => "gather",
+            PrimOp::OneHot { .. } => "one_hot",
+            PrimOp::MatMul { .. } => "matmul",
+            PrimOp::Softmax { log: false, .. } => "softmax",
+            PrimOp::Softmax { log: true, .. } => "log_softmax",
+        }
+    }
+}
+
+/// Runs one primitive: inference (all user errors), then the kernel of the inputs' device.
+/// Errors get the user's call location.
+#[inline]
+pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> {
+    let (shape, dtype) = match infer::infer(&op, inputs) {
+        Ok(m) => m,
+        Err(e) => return Err(e.at(loc)),
+    };
+    // Tracing plugs in here: when the inputs are symbolic, record a node with this
+    // (shape, dtype) instead of running a kernel.
+    crate::backend::cpu::execute(&op, inputs, shape, dtype).map_err(|e| e.at(loc))
+}

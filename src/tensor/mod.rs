@@ -1,0 +1,144 @@
+//! The public `Tensor`: an immutable, cheaply cloned handle to a shape, a dtype and data on
+//! a device. Its methods are split by capability: constructors in `constructors.rs`,
+//! operators in `operators.rs`, `Display` in `display.rs`; op methods live with the ops
+//! (`crate::ops`), ndarray conversions in `crate::interop`.
+
+pub(crate) mod constructors;
+mod display;
+mod operators;
+pub(crate) mod storage;
+
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::shape::Shape;
+use storage::{Buffer, HostStorage};
+
+/// A tensor: an immutable, shared handle (cloning is one reference-count increment).
+///
+/// A tensor is concrete (it holds data on a device). Symbolic tensors, the nodes of a graph
+/// being traced, arrive with traced functions. Tensors have no `IndexMut` and no `Hash`:
+/// they never change after creation, so a converted array can never write back into one.
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) shape: Shape,
+    pub(crate) dtype: DType,
+    /// A host scalar converted implicitly: it takes the dtype of the tensor it meets
+    /// (JAX's "weak type"; TensorFlow's `dtype_hint` conversion).
+    pub(crate) weak: bool,
+    pub(crate) data: Data,
+}
+
+pub(crate) enum Data {
+    /// Row-major, contiguous elements in host memory.
+    Host(HostStorage),
+    /// The same elements as a host tensor, seen with another shape (reshape, expand_dims,
+    /// squeeze): zero-copy. The target is always a `Host` tensor, never another alias.
+    Alias(Tensor),
+}
+
+impl Tensor {
+    /// Wraps a buffer of exactly `shape.num_elements()` elements. Crate-internal: callers
+    /// have checked the length.
+    #[inline]
+    pub(crate) fn from_buffer(buffer: Buffer, shape: Shape) -> Tensor {
+        debug_assert_eq!(buffer.len(), shape.num_elements());
+        Tensor(Arc::new(Inner {
+            shape,
+            dtype: buffer.dtype(),
+            weak: false,
+            data: Data::Host(HostStorage(buffer)),
+        }))
+    }
+
+    #[inline]
+    pub(crate) fn from_vec_unchecked<T: Element>(v: Vec<T>, shape: Shape) -> Tensor {
+        Tensor::from_buffer(T::into_buffer(v), shape)
+    }
+
+    /// A weak rank-0 tensor from a host scalar (it adopts the other operand's dtype).
+    pub(crate) fn weak_scalar<T: Element>(v: T) -> Tensor {
+        Tensor(Arc::new(Inner {
+            shape: Shape::scalar(),
+            dtype: T::DTYPE,
+            weak: true,
+            data: Data::Host(HostStorage(T::into_buffer(vec![v]))),
+        }))
+    }
+
+    /// The dims of this tensor.
+    #[inline]
+    pub fn shape(&self) -> &Shape {
+        &self.0.shape
+    }
+    /// The element type.
+    #[inline]
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+    /// Where the data lives.
+    pub fn device(&self) -> Device {
+        match &self.0.data {
+            Data::Host(_) => Device::Cpu,
+            Data::Alias(t) => t.device(),
+        }
+    }
+    /// The number of dims.
+    #[inline]
+    pub fn rank(&self) -> usize {
+        self.0.shape.rank()
+    }
+    /// The number of elements (1 for a scalar).
+    #[inline]
+    pub fn num_elements(&self) -> usize {
+        self.0.shape.num_elements()
+    }
+    /// Whether this tensor is a host scalar that adopts the dtype of the tensor it meets.
+    pub fn is_weak(&self) -> bool {
+        self.0.weak
+    }
+    /// Whether this tensor is a node of a graph being traced (no values yet).
+    pub fn is_symbolic(&self) -> bool {
+        false
+    }
+    /// Address of the first element of the host buffer: two tensors (or a tensor and an
+    /// array) with the same address share memory. Used to prove zero-copy conversions.
+    pub fn data_ptr(&self) -> *const u8 {
+        self.buffer().as_ptr()
+    }
+
+    /// The host buffer, for kernels.
+    #[inline]
+    pub(crate) fn buffer(&self) -> &Buffer {
+        match &self.0.data {
+            Data::Host(h) => &h.0,
+            Data::Alias(t) => t.buffer(),
+        }
+    }
+
+    /// The same elements seen with another shape of the same size (zero-copy).
+    pub(crate) fn alias(&self, shape: Shape) -> Tensor {
+        let root = match &self.0.data {
+            Data::Host(_) => self.clone(),
+            Data::Alias(t) => t.clone(),
+        };
+        Tensor(Arc::new(Inner { shape, dtype: self.dtype(), weak: false, data: Data::Alias(root) }))
+    }
+
+    /// The host elements as `T`, or `DTypeMismatch` naming `op`.
+    #[inline]
+    pub(crate) fn host_slice<T: Element>(&self, op: &'static str) -> Result<&[T]> {
+        T::slice(self.buffer()).ok_or_else(|| {
+            Error::dtype(
+                op,
+                T::DTYPE.name(),
+                self.dtype().name(),
+                Some(format!("ask for the tensor's own element type ({}), or cast(DType::{:?}) first", self.dtype(), T::DTYPE)),
+            )
+        })
+    }
+}
