@@ -28,6 +28,8 @@ pub mod random;
 mod shape;
 
 pub(crate) mod backend;
+#[cfg(doctest)]
+mod book_doctests;
 pub(crate) mod op;
 pub(crate) mod ops;
 pub(crate) mod tensor;
