@@ -87,6 +87,21 @@ impl Tensor {
             Data::Alias(t) => t.device(),
         }
     }
+    /// A tensor with the same values on `device`: the same handle when it is already
+    /// there. Errors: `DeviceUnavailable` for a GPU, until the GPU backend lands.
+    #[track_caller]
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        Err(Error::DeviceUnavailable {
+            op: "to_device",
+            device: device.to_string(),
+            available: Device::Cpu.to_string(),
+            fix: Some("this build has no GPU backend yet; keep tensors on Device::Cpu".into()),
+            location: Some(crate::error::Loc::caller()),
+        })
+    }
     /// The number of dims.
     #[inline]
     pub fn rank(&self) -> usize {

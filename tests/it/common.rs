@@ -1,0 +1,381 @@
+//! Shared helpers: the execution modes every op-table case runs through, a deterministic
+//! value generator, tensors built from plain Rust values, and comparison against references
+//! computed independently in f64 (floats) or exact integer arithmetic.
+
+use std::fmt::Display;
+
+use ferroflow as ff;
+use ff::{DType, Tensor};
+use half::{bf16, f16};
+use ndarray::{ArrayD, IxDyn};
+
+pub use DType::{BF16, Bool, F16, F32, F64, I32, I64, U8};
+
+pub const FLOATS: &[DType] = &[F32, F64, F16, BF16];
+pub const SIGNED: &[DType] = &[F32, F64, F16, BF16, I32, I64];
+pub const NUM: &[DType] = &[F32, F64, F16, BF16, I32, I64, U8];
+pub const INT_INDEX: &[DType] = &[I32, I64];
+pub const BOOL: &[DType] = &[Bool];
+pub const ALL: &[DType] = &DType::ALL;
+
+// ---- execution modes -----------------------------------------------------------------------
+
+/// How a table case is executed. Later issues add `Traced` (the body inside `ff::function`),
+/// `TracedOptimized` (the same after the graph passes) and `Wgpu` (inputs placed on the GPU);
+/// each is one more variant, one more entry in [`MODES`] and one more arm in [`run_many`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Eager,
+}
+
+/// The modes the op table runs every case in.
+pub const MODES: &[Mode] = &[Mode::Eager];
+
+/// Runs `f` over `inputs` in `mode`. Everything an op needs besides its tensor inputs (axes,
+/// shapes, flags) is captured by the closure, as host values are by a traced function.
+pub fn run_many(
+    mode: Mode,
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> ff::Result<Vec<Tensor>>,
+) -> ff::Result<Vec<Tensor>> {
+    match mode {
+        Mode::Eager => f(inputs),
+    }
+}
+
+/// [`run_many`] for an op with one output.
+pub fn run(mode: Mode, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> ff::Result<Tensor>) -> ff::Result<Tensor> {
+    let out = run_many(mode, inputs, |xs| f(xs).map(|t| vec![t]))?;
+    Ok(out.into_iter().next().expect("run: one output"))
+}
+
+// ---- deterministic values --------------------------------------------------------------------
+
+/// SplitMix64: small, deterministic, good enough for test data.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    /// A generator seeded from a case description, so every case gets its own values.
+    pub fn for_case(desc: &str) -> Rng {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in desc.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        Rng::new(h)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[lo, hi)`.
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        lo + (hi - lo) * u
+    }
+    /// Uniform integer in `lo..=hi`.
+    pub fn int(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
+    }
+}
+
+/// Which values a case draws (per dtype family).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    /// Floats in [-3, 3); signed ints in -6..=6; u8 in 0..=40 (so squares and sums wrap).
+    Any,
+    /// Strictly positive: floats in [0.1, 4), ints in 1..=9.
+    Pos,
+    /// Away from zero: |floats| >= 0.25, ints non-zero.
+    NonZero,
+    /// Small integers (also for floats), so comparisons meet equal values often.
+    Small,
+    /// Floats near 1 (products stay tame); ints in -2..=2 (u8 0..=3).
+    Prod,
+    /// Bases for pow: floats in [0.2, 2.5), ints in -4..=4 (u8 0..=6).
+    PowBase,
+    /// Exponents for pow: floats in [-2, 2), ints in 0..=4.
+    PowExp,
+}
+
+/// `n` values for `dt` from `dom`, as f64 (exact in `dt` once rounded by [`round_to`]).
+pub fn gen(rng: &mut Rng, dt: DType, n: usize, dom: Domain) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            if dt == Bool {
+                return rng.int(0, 1) as f64;
+            }
+            if dt.is_float() {
+                match dom {
+                    Domain::Any => rng.range(-3.0, 3.0),
+                    Domain::Pos => rng.range(0.1, 4.0),
+                    Domain::NonZero => {
+                        let v = rng.range(0.25, 3.0);
+                        if rng.int(0, 1) == 0 { v } else { -v }
+                    }
+                    Domain::Small => rng.int(-2, 2) as f64,
+                    Domain::Prod => rng.range(0.5, 1.5),
+                    Domain::PowBase => rng.range(0.2, 2.5),
+                    Domain::PowExp => rng.range(-2.0, 2.0),
+                }
+            } else {
+                let unsigned = dt == U8;
+                let (lo, hi) = match (dom, unsigned) {
+                    (Domain::Any, false) => (-6, 6),
+                    (Domain::Any, true) => (0, 40),
+                    (Domain::Pos, _) => (1, 9),
+                    (Domain::NonZero, false) => {
+                        let v = rng.int(1, 6);
+                        return if rng.int(0, 1) == 0 { v as f64 } else { -v as f64 };
+                    }
+                    (Domain::NonZero, true) => (1, 20),
+                    (Domain::Small, false) => (-2, 2),
+                    (Domain::Small, true) => (0, 3),
+                    (Domain::Prod, false) => (-2, 2),
+                    (Domain::Prod, true) => (0, 3),
+                    (Domain::PowBase, false) => (-4, 4),
+                    (Domain::PowBase, true) => (0, 6),
+                    (Domain::PowExp, _) => (0, 4),
+                };
+                rng.int(lo, hi) as f64
+            }
+        })
+        .collect()
+}
+
+// ---- dtype arithmetic of the references --------------------------------------------------------
+
+/// `v` rounded to the nearest value of `dt` (Rust's own conversions: floats round to nearest,
+/// float to int truncates and saturates, anything to bool is `!= 0`).
+pub fn round_to(dt: DType, v: f64) -> f64 {
+    match dt {
+        F32 => v as f32 as f64,
+        F64 => v,
+        F16 => f16::from_f64(v).to_f64(),
+        BF16 => bf16::from_f64(v).to_f64(),
+        I32 => v as i32 as f64,
+        I64 => v as i64 as f64,
+        U8 => v as u8 as f64,
+        Bool => (v != 0.0) as u8 as f64,
+    }
+}
+
+/// An integer result reduced to the width of `dt` (two's-complement wrapping).
+pub fn wrap(dt: DType, v: i64) -> i64 {
+    match dt {
+        I32 => v as i32 as i64,
+        U8 => v as u8 as i64,
+        _ => v,
+    }
+}
+
+/// The smallest value of `dt` (the identity of max).
+pub fn lowest(dt: DType) -> f64 {
+    match dt {
+        I32 => i32::MIN as f64,
+        I64 => i64::MIN as f64,
+        U8 => 0.0,
+        _ => f64::NEG_INFINITY,
+    }
+}
+
+/// The largest value of `dt` (the identity of min).
+pub fn highest(dt: DType) -> f64 {
+    match dt {
+        I32 => i32::MAX as f64,
+        I64 => i64::MAX as f64,
+        U8 => 255.0,
+        _ => f64::INFINITY,
+    }
+}
+
+/// The error function to ~1e-14: a Taylor series near 0, a continued fraction for erfc far out.
+pub fn erf(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let z = x.abs();
+    let r = if z < 2.5 {
+        let (mut sum, mut term, mut n) = (0.0, z, 0u32);
+        // term_n = (-1)^n z^(2n+1) / n!
+        while term.abs() > 1e-18 * sum.abs().max(1e-300) || n < 3 {
+            sum += term / (2 * n + 1) as f64;
+            n += 1;
+            term *= -z * z / n as f64;
+            if n > 200 {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else if z.is_infinite() {
+        1.0
+    } else {
+        let mut f = z;
+        for k in (1..=80).rev() {
+            f = z + (k as f64 / 2.0) / f;
+        }
+        1.0 - (-z * z).exp() / std::f64::consts::PI.sqrt() / f
+    };
+    if x < 0.0 { -r } else { r }
+}
+
+// ---- tensors from plain values ---------------------------------------------------------------
+
+/// A tensor of `dt` holding `vals` converted with Rust's own conversions.
+pub fn tensor(dt: DType, shape: &[usize], vals: &[f64]) -> Tensor {
+    let t = match dt {
+        F32 => Tensor::from_vec(vals.iter().map(|&v| v as f32).collect(), shape),
+        F64 => Tensor::from_vec(vals.to_vec(), shape),
+        F16 => Tensor::from_vec(vals.iter().map(|&v| f16::from_f64(v)).collect(), shape),
+        BF16 => Tensor::from_vec(vals.iter().map(|&v| bf16::from_f64(v)).collect(), shape),
+        I32 => Tensor::from_vec(vals.iter().map(|&v| v as i32).collect(), shape),
+        I64 => Tensor::from_vec(vals.iter().map(|&v| v as i64).collect(), shape),
+        U8 => Tensor::from_vec(vals.iter().map(|&v| v as u8).collect(), shape),
+        Bool => Tensor::from_vec(vals.iter().map(|&v| v != 0.0).collect(), shape),
+    };
+    t.expect("tensor: length matches shape")
+}
+
+/// The exact values a tensor built by [`tensor`] holds, as an f64 array.
+pub fn exact(dt: DType, shape: &[usize], vals: &[f64]) -> ArrayD<f64> {
+    let v: Vec<f64> = vals.iter().map(|&v| round_to(dt, v)).collect();
+    ArrayD::from_shape_vec(IxDyn(shape), v).expect("exact: length matches shape")
+}
+
+/// A random input: the tensor and the exact values it holds.
+pub fn input(rng: &mut Rng, dt: DType, shape: &[usize], dom: Domain) -> (Tensor, ArrayD<f64>) {
+    let n = shape.iter().product();
+    let v = gen(rng, dt, n, dom);
+    (tensor(dt, shape, &v), exact(dt, shape, &v))
+}
+
+/// The values of any tensor as f64 (bool as 0/1).
+pub fn values(t: &Tensor) -> ArrayD<f64> {
+    match t.dtype() {
+        F32 => t.to_ndarray::<f32>().unwrap().mapv(|v| v as f64),
+        F64 => t.to_ndarray::<f64>().unwrap(),
+        F16 => t.to_ndarray::<f16>().unwrap().mapv(|v| v.to_f64()),
+        BF16 => t.to_ndarray::<bf16>().unwrap().mapv(|v| v.to_f64()),
+        I32 => t.to_ndarray::<i32>().unwrap().mapv(|v| v as f64),
+        I64 => t.to_ndarray::<i64>().unwrap().mapv(|v| v as f64),
+        U8 => t.to_ndarray::<u8>().unwrap().mapv(|v| v as f64),
+        Bool => t.to_ndarray::<bool>().unwrap().mapv(|v| v as u8 as f64),
+    }
+}
+
+// ---- comparison ------------------------------------------------------------------------------
+
+/// An absolute and a relative tolerance: `|got - want| <= abs + rel * |want|`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    pub abs: f64,
+    pub rel: f64,
+}
+
+impl Tol {
+    /// The default for results of `dt`: tight for f64, ~1e-5 for f32, the rounding of one
+    /// half-precision result for f16 / bf16, exact for integers and bool.
+    pub fn of(dt: DType) -> Tol {
+        match dt {
+            F64 => Tol { abs: 1e-12, rel: 1e-12 },
+            F32 => Tol { abs: 1e-6, rel: 1e-5 },
+            F16 => Tol { abs: 1e-3, rel: 2e-3 },
+            BF16 => Tol { abs: 8e-3, rel: 1.6e-2 },
+            _ => Tol { abs: 0.0, rel: 0.0 },
+        }
+    }
+    /// Room for results accumulated over many terms in f32 / f64 (sums, matmul): the
+    /// absolute part grows by `k`. Half types accumulate in f32 and round once, so they keep
+    /// their tolerance.
+    pub fn acc(self, dt: DType, k: f64) -> Tol {
+        if matches!(dt, F32 | F64) { Tol { abs: self.abs * k, rel: self.rel * k.sqrt() } } else { self }
+    }
+    pub fn at_least(self, abs: f64, rel: f64) -> Tol {
+        Tol { abs: self.abs.max(abs), rel: self.rel.max(rel) }
+    }
+}
+
+/// Whether `got` matches `want`: NaN matches NaN, infinities match by sign.
+pub fn close(got: f64, want: f64, tol: Tol) -> bool {
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    if want.is_infinite() || got.is_infinite() {
+        return got == want;
+    }
+    approx::abs_diff_eq!(got, want, epsilon = tol.abs) || approx::relative_eq!(got, want, epsilon = tol.abs, max_relative = tol.rel)
+}
+
+/// Asserts dtype, shape and every value of `got` against a reference (already computed in f64;
+/// it is rounded to `dt` here, so overflow to infinity and integer results compare exactly).
+#[track_caller]
+pub fn assert_close(ctx: &dyn Display, got: &Tensor, dt: DType, want: &ArrayD<f64>, tol: Tol) {
+    assert_eq!(got.dtype(), dt, "{ctx}: dtype");
+    assert_eq!(got.shape().dims(), want.shape(), "{ctx}: shape");
+    let g = values(got);
+    for ((idx, &w), &gv) in want.indexed_iter().zip(g.iter()) {
+        let w = round_to(dt, w);
+        assert!(close(gv, w, tol), "{ctx}: at {:?}: got {gv}, want {w} (tol {tol:?})", idx.slice());
+    }
+}
+
+/// `Ok` or a panic that names the case and the error.
+#[track_caller]
+pub fn ok<T>(ctx: &dyn Display, r: ff::Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{ctx}: unexpected error: {e}"),
+    }
+}
+
+/// The NumPy broadcast of two shapes, or `None`.
+pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let r = a.len().max(b.len());
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
+        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+/// Checks an error: its variant (by the caller's `matches!`), that the message starts with the
+/// op's name, and that its location is a line of the calling test file.
+#[track_caller]
+pub fn check_err(e: &ff::Error, op: &str) {
+    let caller = std::panic::Location::caller().file();
+    let msg = e.to_string();
+    assert!(msg.starts_with(&format!("{op}:")), "message should name {op:?}: {msg}");
+    let loc = e.location().unwrap_or_else(|| panic!("error without a location: {msg}"));
+    let base = std::path::Path::new(caller).file_name().and_then(|s| s.to_str()).unwrap_or(caller);
+    assert!(loc.file().ends_with(base), "location {loc} should be in {caller} ({msg})");
+    assert!(msg.contains(&format!("{}:{}", loc.file(), loc.line())), "message should show the location: {msg}");
+}
+
+#[test]
+fn reference_erf_is_accurate() {
+    let known = [
+        (0.0, 0.0),
+        (0.5, 0.520_499_877_813_046_5),
+        (1.0, 0.842_700_792_949_714_9),
+        (2.0, 0.995_322_265_018_952_7),
+        (2.5, 0.999_593_047_982_555),
+        (3.0, 0.999_977_909_503_001_4),
+        (4.0, 0.999_999_984_582_742_1),
+    ];
+    for (x, want) in known {
+        assert!((erf(x) - want).abs() < 1e-14, "erf({x}) = {}, want {want}", erf(x));
+        assert!((erf(-x) + want).abs() < 1e-14);
+    }
+}
