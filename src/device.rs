@@ -20,12 +20,14 @@ impl Device {
     /// `"/job:localhost/replica:0/task:0/device:GPU:0"` (case-insensitive).
     #[track_caller]
     pub fn parse(s: &str) -> Result<Device> {
+        // Taken outside the closure, which is not `#[track_caller]`.
+        let loc = crate::error::Loc::caller();
         let bad = || Error::InvalidArgument {
             op: "Device::parse",
             message: format!(
                 "cannot parse device {s:?}: expected a name like \"/CPU:0\", \"/GPU:0\" or \"/device:GPU:1\""
             ),
-            location: Some(crate::error::Loc::caller()),
+            location: Some(loc),
         };
         let lower = s.trim().to_ascii_lowercase();
         // Keep the last path component that names a device; job/replica/task parts are ignored.

@@ -52,68 +52,32 @@ pub enum Error {
     // ---- shapes and axes -------------------------------------------------------------
     /// Two shapes that must agree (broadcasting, matmul, concat, reshape) do not.
     #[error("{op}: shape mismatch: expected {expected}, found {found}{}{}", fix_str(.fix), at(.location))]
-    ShapeMismatch {
-        op: &'static str,
-        expected: String,
-        found: String,
-        fix: Option<String>,
-        location: Option<Loc>,
-    },
+    ShapeMismatch { op: &'static str, expected: String, found: String, fix: Option<String>, location: Option<Loc> },
     /// An axis is outside `-rank..rank`.
     #[error("{op}: axis {axis} is out of range for a tensor of rank {rank}: expected an axis in {lo}..{rank}{}", at(.location), lo = -(*.rank as isize))]
-    AxisOutOfRange {
-        op: &'static str,
-        axis: isize,
-        rank: usize,
-        location: Option<Loc>,
-    },
-    /// An index (gather, one_hot, slice) is outside its dimension.
+    AxisOutOfRange { op: &'static str, axis: isize, rank: usize, location: Option<Loc> },
+    /// An index given as data (gather, one_hot) is outside its dimension.
     #[error("{op}: index {index} is out of bounds: expected 0 <= index < {bound}{}", at(.location))]
-    IndexOutOfBounds {
-        op: &'static str,
-        index: i64,
-        bound: usize,
-        location: Option<Loc>,
-    },
+    IndexOutOfBounds { op: &'static str, index: i64, bound: usize, location: Option<Loc> },
 
     // ---- dtypes ----------------------------------------------------------------------
     /// A dtype does not fit: two different dtypes in one op (strict mode), a dtype an op
     /// does not support, or a conversion to the wrong Rust element type.
     #[error("{op}: dtype mismatch: expected {expected}, found {found}{}{}", fix_str(.fix), at(.location))]
-    DTypeMismatch {
-        op: &'static str,
-        expected: String,
-        found: String,
-        fix: Option<String>,
-        location: Option<Loc>,
-    },
+    DTypeMismatch { op: &'static str, expected: String, found: String, fix: Option<String>, location: Option<Loc> },
 
     // ---- arguments -------------------------------------------------------------------
     /// An argument that is wrong in a way the other variants do not name.
     #[error("{op}: invalid argument: {message}{}", at(.location))]
-    InvalidArgument {
-        op: &'static str,
-        message: String,
-        location: Option<Loc>,
-    },
+    InvalidArgument { op: &'static str, message: String, location: Option<Loc> },
     /// Something ferroflow cannot do (yet) on this device or dtype.
     #[error("{op}: unsupported: {message}{}", at(.location))]
-    Unsupported {
-        op: &'static str,
-        message: String,
-        location: Option<Loc>,
-    },
+    Unsupported { op: &'static str, message: String, location: Option<Loc> },
 
     // ---- graphs and tracing ------------------------------------------------------------
     /// A symbolic tensor (inside a traced function) was asked for its values.
     #[error("{op}: cannot read the values of symbolic tensor {name} (shape {shape}, dtype {dtype}): its value does not exist until the graph runs; convert the function's output after the call, or call ff::config::run_functions_eagerly(true) to debug{}", at(.location))]
-    SymbolicTensor {
-        op: &'static str,
-        name: String,
-        shape: String,
-        dtype: String,
-        location: Option<Loc>,
-    },
+    SymbolicTensor { op: &'static str, name: String, shape: String, dtype: String, location: Option<Loc> },
     /// A symbolic tensor was used where a host value (a `bool`) is needed.
     #[error("{op}: using symbolic tensor {name} (shape {shape}, dtype {dtype}) as a host value is not allowed in a graph: {message}{}", at(.location))]
     NotAllowedInGraph {
@@ -126,27 +90,15 @@ pub enum Error {
     },
     /// An input does not fit a function's `input_signature`.
     #[error("{function}: argument {index} does not fit the input signature: expected {expected}, found {found}")]
-    SignatureMismatch {
-        function: String,
-        index: usize,
-        expected: String,
-        found: String,
-    },
+    SignatureMismatch { function: String, index: usize, expected: String, found: String },
     /// A `Variable` was created while tracing on a call other than the first.
     #[error("{function}: a Variable was created on a trace other than the first: create Variables once, outside the function or on its first call only{}", at(.location))]
-    VariableCreatedOnNonFirstCall {
-        function: String,
-        location: Option<Loc>,
-    },
+    VariableCreatedOnNonFirstCall { function: String, location: Option<Loc> },
 
     // ---- devices -----------------------------------------------------------------------
     /// A host view was asked of a tensor that lives on a device.
     #[error("{op}: tensor lives on {device}, not on the host: copy it first with to_device(Device::Cpu) or use to_ndarray(){}", at(.location))]
-    NotOnHost {
-        op: &'static str,
-        device: String,
-        location: Option<Loc>,
-    },
+    NotOnHost { op: &'static str, device: String, location: Option<Loc> },
     /// A device was named that does not exist (and soft placement is off).
     #[error("{op}: device {device} is not available: available devices are [{available}]{}{}", fix_str(.fix), at(.location))]
     DeviceUnavailable {
@@ -168,11 +120,7 @@ pub enum Error {
     // ---- sparse ------------------------------------------------------------------------
     /// COO indices that are out of order, repeated or out of bounds.
     #[error("{op}: invalid sparse indices: {message}{}", at(.location))]
-    InvalidSparseIndices {
-        op: &'static str,
-        message: String,
-        location: Option<Loc>,
-    },
+    InvalidSparseIndices { op: &'static str, message: String, location: Option<Loc> },
 }
 
 fn fix_str(fix: &Option<String>) -> String {
@@ -238,13 +186,7 @@ impl Error {
         Error::InvalidArgument { op, message: message.into(), location: None }
     }
     pub(crate) fn shape(op: &'static str, expected: impl Into<String>, found: impl Into<String>) -> Self {
-        Error::ShapeMismatch {
-            op,
-            expected: expected.into(),
-            found: found.into(),
-            fix: None,
-            location: None,
-        }
+        Error::ShapeMismatch { op, expected: expected.into(), found: found.into(), fix: None, location: None }
     }
     pub(crate) fn dtype(
         op: &'static str,
@@ -252,13 +194,7 @@ impl Error {
         found: impl Into<String>,
         fix: Option<String>,
     ) -> Self {
-        Error::DTypeMismatch {
-            op,
-            expected: expected.into(),
-            found: found.into(),
-            fix,
-            location: None,
-        }
+        Error::DTypeMismatch { op, expected: expected.into(), found: found.into(), fix, location: None }
     }
     pub(crate) fn unsupported(op: &'static str, message: impl Into<String>) -> Self {
         Error::Unsupported { op, message: message.into(), location: None }

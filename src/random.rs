@@ -106,14 +106,23 @@ pub fn normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor
     crate::with_dtype!(dtype, T => Ok(Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))))
 }
 
-/// Uniform values in `[0, 1)` (f16/bf16 round, so they may reach 1).
+/// Uniform values in `[0, 1)`, for every float dtype: a draw that would round up to 1 in
+/// `dtype` is kept at the largest value below 1 (as TensorFlow, which never returns 1).
 #[track_caller]
 pub fn uniform(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor> {
     let loc = Loc::caller();
     float_only("random::uniform", dtype, loc)?;
     let n = Shape::checked_num_elements("random::uniform", shape).map_err(|e| e.at(loc))?;
     let s = op_seed(seed);
-    let f = |w: [u32; 4]| [unit(w[0], w[1]), unit(w[2], w[3])];
+    // The largest value below 1 in `dtype` (its spacing below 1 is 2^-(mantissa bits + 1)).
+    let below_one = 1.0
+        - match dtype {
+            DType::F16 => 2f64.powi(-11),
+            DType::BF16 => 2f64.powi(-8),
+            DType::F32 => 2f64.powi(-24),
+            _ => 2f64.powi(-53),
+        };
+    let f = |w: [u32; 4]| [unit(w[0], w[1]).min(below_one), unit(w[2], w[3]).min(below_one)];
     crate::with_dtype!(dtype, T => Ok(Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))))
 }
 

@@ -174,24 +174,27 @@ impl Tensor {
     }
 
     /// The elements as an owned array: moves the buffer (no copy) when this is the only
-    /// handle to it, otherwise copies.
+    /// handle to it (directly, or through the reshape it was made by), otherwise copies.
     #[track_caller]
     pub fn into_ndarray<T: Element>(self) -> Result<ArrayD<T>> {
         let loc = Loc::caller();
         self.host_check::<T>("into_ndarray", loc)?;
         let dims = IxDyn(self.shape());
+        ArrayD::from_shape_vec(dims, self.into_host_vec::<T>()).map_err(|e| internal("into_ndarray", e))
+    }
+
+    /// The row-major elements (the caller has checked that `T` is the dtype): the buffer
+    /// itself when no other handle shares it, else a copy.
+    fn into_host_vec<T: Element>(self) -> Vec<T> {
         match Arc::try_unwrap(self.0) {
-            Ok(mut inner) => match &mut inner.data {
-                Data::Host(h) => {
+            Ok(inner) => match inner.data {
+                Data::Host(mut h) => {
                     let mut b = h.take();
-                    let v = T::slice_mut(&mut b).map(std::mem::take).unwrap_or_default();
-                    ArrayD::from_shape_vec(dims, v).map_err(|e| internal("into_ndarray", e))
+                    T::slice_mut(&mut b).map(std::mem::take).unwrap_or_default()
                 }
-                Data::Alias(t) => t.to_ndarray::<T>().and_then(|a| {
-                    a.into_shape_with_order(dims).map_err(|e| internal("into_ndarray", e))
-                }),
+                Data::Alias(t) => t.into_host_vec::<T>(),
             },
-            Err(shared) => Tensor(shared).to_ndarray::<T>(),
+            Err(shared) => T::slice(Tensor(shared).buffer()).map(<[T]>::to_vec).unwrap_or_default(),
         }
     }
 

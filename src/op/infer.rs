@@ -12,7 +12,7 @@ fn check_accepts(op: &'static str, acc: Accepts, d: DType) -> Result<()> {
         Ok(())
     } else {
         let fix = match acc {
-            Accepts::Float => Some(format!("cast the input to a float dtype first: x.cast(DType::F32)")),
+            Accepts::Float => Some("cast the input to a float dtype first: x.cast(DType::F32)".into()),
             Accepts::Bool => Some("compare first (e.g. x.not_equal(0)) to get a bool tensor".into()),
             _ => None,
         };
@@ -21,11 +21,7 @@ fn check_accepts(op: &'static str, acc: Accepts, d: DType) -> Result<()> {
 }
 
 fn same_dtype(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
-    if a.dtype() == b.dtype() {
-        Ok(())
-    } else {
-        Err(crate::op::promote::mismatch(op, a.dtype(), b.dtype()))
-    }
+    if a.dtype() == b.dtype() { Ok(()) } else { Err(crate::op::promote::mismatch(op, a.dtype(), b.dtype())) }
 }
 
 /// The output shape and dtype of `op` applied to `inputs`, or the user error.
@@ -99,8 +95,8 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
         }
         PrimOp::Transpose(perm) => {
             let mut seen = vec![false; x.rank()];
-            let ok = perm.len() == x.rank()
-                && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
+            let ok =
+                perm.len() == x.rank() && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
             if !ok {
                 return Err(Error::invalid(
                     name,
@@ -123,8 +119,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             let mut out = x.shape().clone();
             for (i, t) in inputs.iter().enumerate().skip(1) {
                 same_dtype(name, x, t)?;
-                let ok = t.rank() == x.rank()
-                    && (0..x.rank()).all(|d| d == *axis || t.shape()[d] == x.shape()[d]);
+                let ok = t.rank() == x.rank() && (0..x.rank()).all(|d| d == *axis || t.shape()[d] == x.shape()[d]);
                 if !ok {
                     return Err(Error::shape(
                         name,
@@ -140,7 +135,13 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             if begin.len() != x.rank() || size.len() != x.rank() {
                 return Err(Error::invalid(
                     name,
-                    format!("begin and size need {} entries (rank of {}), found {} and {}", x.rank(), x.shape(), begin.len(), size.len()),
+                    format!(
+                        "begin and size need {} entries (rank of {}), found {} and {}",
+                        x.rank(),
+                        x.shape(),
+                        begin.len(),
+                        size.len()
+                    ),
                 ));
             }
             for d in 0..x.rank() {
@@ -161,7 +162,12 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
         PrimOp::Gather(axis) => {
             let idx = inputs[1];
             if !matches!(idx.dtype(), DType::I32 | DType::I64) {
-                return Err(Error::dtype(name, "i32 or i64 indices", idx.dtype().name(), Some("cast the indices with cast(DType::I64)".into())));
+                return Err(Error::dtype(
+                    name,
+                    "i32 or i64 indices",
+                    idx.dtype().name(),
+                    Some("cast the indices with cast(DType::I64)".into()),
+                ));
             }
             let mut dims: Vec<usize> = x.shape()[..*axis].to_vec();
             dims.extend_from_slice(idx.shape());
@@ -170,7 +176,12 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
         }
         PrimOp::OneHot { depth, dtype } => {
             if !matches!(x.dtype(), DType::I32 | DType::I64 | DType::U8) {
-                return Err(Error::dtype(name, "integer indices (i32, i64 or u8)", x.dtype().name(), Some("cast the indices with cast(DType::I64)".into())));
+                return Err(Error::dtype(
+                    name,
+                    "integer indices (i32, i64 or u8)",
+                    x.dtype().name(),
+                    Some("cast the indices with cast(DType::I64)".into()),
+                ));
             }
             let mut dims = x.shape().to_vec();
             dims.push(*depth);
@@ -192,13 +203,29 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
                 });
             }
             let (ra, rb) = (x.rank(), y.rank());
-            let (m, ka) = if *transpose_a { (x.shape()[ra - 1], x.shape()[ra - 2]) } else { (x.shape()[ra - 2], x.shape()[ra - 1]) };
-            let (kb, n) = if *transpose_b { (y.shape()[rb - 1], y.shape()[rb - 2]) } else { (y.shape()[rb - 2], y.shape()[rb - 1]) };
+            let (m, ka) = if *transpose_a {
+                (x.shape()[ra - 1], x.shape()[ra - 2])
+            } else {
+                (x.shape()[ra - 2], x.shape()[ra - 1])
+            };
+            let (kb, n) = if *transpose_b {
+                (y.shape()[rb - 1], y.shape()[rb - 2])
+            } else {
+                (y.shape()[rb - 2], y.shape()[rb - 1])
+            };
             if ka != kb {
                 return Err(Error::ShapeMismatch {
                     op: name,
-                    expected: format!("the inner dims to agree (a has k = {ka}{})", if *transpose_a { ", transposed" } else { "" }),
-                    found: format!("b with k = {kb}{} (shapes {} and {})", if *transpose_b { ", transposed" } else { "" }, x.shape(), y.shape()),
+                    expected: format!(
+                        "the inner dims to agree (a has k = {ka}{})",
+                        if *transpose_a { ", transposed" } else { "" }
+                    ),
+                    found: format!(
+                        "b with k = {kb}{} (shapes {} and {})",
+                        if *transpose_b { ", transposed" } else { "" },
+                        x.shape(),
+                        y.shape()
+                    ),
                     fix: Some("transpose one operand (transpose_a / transpose_b flags)".into()),
                     location: None,
                 });

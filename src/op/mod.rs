@@ -60,19 +60,39 @@ pub(crate) enum PrimOp {
     /// `where_(cond, x, y)`: three broadcast inputs, `cond` bool.
     Select,
     Cast(DType),
-    Reduce { op: ReduceOp, axes: Axes, keepdims: bool },
+    Reduce {
+        op: ReduceOp,
+        axes: Axes,
+        keepdims: bool,
+    },
     /// `axis: None` reduces the flattened tensor.
-    ArgReduce { op: ArgOp, axis: Option<usize>, keepdims: bool },
+    ArgReduce {
+        op: ArgOp,
+        axis: Option<usize>,
+        keepdims: bool,
+    },
     Reshape(Shape),
     Transpose(Axes),
     BroadcastTo(Shape),
     Concat(usize),
-    Slice { begin: Axes, size: Axes },
+    Slice {
+        begin: Axes,
+        size: Axes,
+    },
     Gather(usize),
-    OneHot { depth: usize, dtype: DType },
-    MatMul { transpose_a: bool, transpose_b: bool },
+    OneHot {
+        depth: usize,
+        dtype: DType,
+    },
+    MatMul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
     /// Softmax (or log-softmax) along one axis, one fused numerically stable kernel.
-    Softmax { axis: usize, log: bool },
+    Softmax {
+        axis: usize,
+        log: bool,
+    },
 }
 
 impl PrimOp {

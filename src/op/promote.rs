@@ -103,9 +103,9 @@ fn weak_into(op: &'static str, w: DType, s: DType, mode: PromotionMode) -> Resul
             format!("a host scalar that fits the tensor's dtype ({s})"),
             format!("a {w} scalar"),
             Some(match (kind(w), kind(s)) {
-                (Kind::Float, Kind::Int) => format!(
-                    "a float literal cannot take an integer dtype: cast the tensor first (x.cast(DType::F32)) or use an integer literal"
-                ),
+                (Kind::Float, Kind::Int) => {
+                    "a float literal cannot take an integer dtype: cast the tensor first (x.cast(DType::F32)) or use an integer literal".into()
+                }
                 _ => format!("cast the tensor first, or pass a scalar of type {s}"),
             }),
         )),

@@ -25,7 +25,9 @@ pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor> {
 /// A tensor filled with `value`, of `value`'s own dtype (`full(&[2], 7i64)` is i64).
 #[track_caller]
 pub fn full<T: Element>(shape: &[usize], value: T) -> Result<Tensor> {
-    let n = Shape::checked_num_elements("full", shape).map_err(|e| e.at(Loc::caller()))?;
+    // The location is taken here: `Loc::caller()` inside the closure would name this file.
+    let loc = Loc::caller();
+    let n = Shape::checked_num_elements("full", shape).map_err(|e| e.at(loc))?;
     Ok(Tensor::from_vec_unchecked(vec![value; n], Shape::new(shape)))
 }
 
@@ -39,7 +41,9 @@ pub fn arange<T: Element>(start: T, limit: T, delta: T) -> Result<Tensor> {
     if T::DTYPE == DType::Bool || d == 0.0 || !d.is_finite() || (l - s) * d < 0.0 || !s.is_finite() || !l.is_finite() {
         return Err(Error::InvalidArgument {
             op: "arange",
-            message: format!("expected a non-zero delta that moves start toward limit, found start={start}, limit={limit}, delta={delta}"),
+            message: format!(
+                "expected a non-zero delta that moves start toward limit, found start={start}, limit={limit}, delta={delta}"
+            ),
             location: Some(loc),
         });
     }
@@ -69,7 +73,9 @@ pub fn linspace<T: Element>(start: T, stop: T, num: usize) -> Result<Tensor> {
     let v: Vec<T> = match num {
         0 => vec![],
         1 => vec![start],
-        _ => (0..num).map(|i| T::from_f64(if i == num - 1 { e } else { s + (e - s) * i as f64 / (num - 1) as f64 })).collect(),
+        _ => (0..num)
+            .map(|i| T::from_f64(if i == num - 1 { e } else { s + (e - s) * i as f64 / (num - 1) as f64 }))
+            .collect(),
     };
     Ok(Tensor::from_vec_unchecked(v, Shape::new(&[num])))
 }

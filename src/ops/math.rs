@@ -155,9 +155,14 @@ pub(crate) fn select(c: &Tensor, x: &Tensor, y: &Tensor, loc: Loc) -> Result<Ten
 #[track_caller]
 pub fn clip(x: impl IntoTensor, lo: impl IntoTensor, hi: impl IntoTensor) -> Result<Tensor> {
     let loc = Loc::caller();
-    let (x, lo, hi) = (arg(x, loc)?, arg(lo, loc)?, arg(hi, loc)?);
-    let m = binary(BinaryOp::Maximum, &x, &lo, loc)?;
-    binary(BinaryOp::Minimum, &m, &hi, loc)
+    clip_impl(&arg(x, loc)?, &arg(lo, loc)?, &arg(hi, loc)?, loc)
+}
+
+/// `minimum(maximum(x, lo), hi)`, with dtype errors named after `clip`.
+fn clip_impl(x: &Tensor, lo: &Tensor, hi: &Tensor, loc: Loc) -> Result<Tensor> {
+    unify("clip", x, lo).and_then(|_| unify("clip", x, hi)).map_err(|e| e.at(loc))?;
+    let m = binary(BinaryOp::Maximum, x, lo, loc)?;
+    binary(BinaryOp::Minimum, &m, hi, loc)
 }
 
 /// `x` converted to `dtype`: floats to integers truncate toward zero and saturate, integers
@@ -185,8 +190,7 @@ impl Tensor {
     #[track_caller]
     pub fn clip(&self, lo: impl IntoTensor, hi: impl IntoTensor) -> Result<Tensor> {
         let loc = Loc::caller();
-        let m = binary(BinaryOp::Maximum, self, &arg(lo, loc)?, loc)?;
-        binary(BinaryOp::Minimum, &m, &arg(hi, loc)?, loc)
+        clip_impl(self, &arg(lo, loc)?, &arg(hi, loc)?, loc)
     }
     /// Converts to `dtype` (see [`cast`]).
     #[track_caller]

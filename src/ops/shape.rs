@@ -95,7 +95,11 @@ fn squeeze_impl(x: &Tensor, axes: Option<&[isize]>, loc: Loc) -> Result<Tensor> 
             if let Some(&d) = a.iter().find(|&&d| x.shape()[d] != 1) {
                 return Err(Error::InvalidArgument {
                     op: "squeeze",
-                    message: format!("cannot squeeze axis {d} of size {} (shape {}): only size-1 axes can be squeezed", x.shape()[d], x.shape()),
+                    message: format!(
+                        "cannot squeeze axis {d} of size {} (shape {}): only size-1 axes can be squeezed",
+                        x.shape()[d],
+                        x.shape()
+                    ),
                     location: Some(loc),
                 });
             }
@@ -108,7 +112,11 @@ fn squeeze_impl(x: &Tensor, axes: Option<&[isize]>, loc: Loc) -> Result<Tensor> 
 
 fn concat_impl(xs: &[Tensor], axis: isize, loc: Loc) -> Result<Tensor> {
     let Some(first) = xs.first() else {
-        return Err(Error::InvalidArgument { op: "concat", message: "expected at least one tensor, found none".into(), location: Some(loc) });
+        return Err(Error::InvalidArgument {
+            op: "concat",
+            message: "expected at least one tensor, found none".into(),
+            location: Some(loc),
+        });
     };
     let a = normalize_axis("concat", axis, first.rank()).map_err(|e| e.at(loc))?;
     let refs: Vec<&Tensor> = xs.iter().collect();
@@ -119,7 +127,13 @@ fn slice_impl(x: &Tensor, begin: &[usize], size: &[isize], loc: Loc) -> Result<T
     if begin.len() != x.rank() || size.len() != x.rank() {
         return Err(Error::InvalidArgument {
             op: "slice",
-            message: format!("begin and size need {} entries (rank of {}), found {} and {}", x.rank(), x.shape(), begin.len(), size.len()),
+            message: format!(
+                "begin and size need {} entries (rank of {}), found {} and {}",
+                x.rank(),
+                x.shape(),
+                begin.len(),
+                size.len()
+            ),
             location: Some(loc),
         });
     }
@@ -145,7 +159,11 @@ fn split_impl(x: &Tensor, spec: SplitSpec, axis: isize, loc: Loc) -> Result<Vec<
     let dim = x.shape()[a];
     let sizes = match spec {
         SplitSpec::Parts(0) => {
-            return Err(Error::InvalidArgument { op: "split", message: "cannot split into 0 parts".into(), location: Some(loc) });
+            return Err(Error::InvalidArgument {
+                op: "split",
+                message: "cannot split into 0 parts".into(),
+                location: Some(loc),
+            });
         }
         SplitSpec::Parts(n) if dim % n != 0 => {
             return Err(Error::InvalidArgument {
@@ -235,6 +253,29 @@ pub fn concat<T: Borrow<Tensor>>(xs: &[T], axis: isize) -> Result<Tensor> {
 #[track_caller]
 pub fn stack<T: Borrow<Tensor>>(xs: &[T], axis: isize) -> Result<Tensor> {
     let loc = Loc::caller();
+    // Checked here so that errors name `stack`, not the expand_dims and concat it is made of.
+    let Some(first) = xs.first().map(Borrow::borrow) else {
+        return Err(Error::InvalidArgument {
+            op: "stack",
+            message: "expected at least one tensor, found none".into(),
+            location: Some(loc),
+        });
+    };
+    normalize_axis("stack", axis, first.rank() + 1).map_err(|e| e.at(loc))?;
+    for (i, t) in xs.iter().map(Borrow::borrow).enumerate().skip(1) {
+        if t.dtype() != first.dtype() {
+            return Err(crate::op::promote::mismatch("stack", first.dtype(), t.dtype()).at(loc));
+        }
+        if t.shape() != first.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "stack",
+                expected: format!("tensors of one shape ({})", first.shape()),
+                found: format!("{} at position {i}", t.shape()),
+                fix: None,
+                location: Some(loc),
+            });
+        }
+    }
     let v: Vec<Tensor> = xs.iter().map(|t| expand_dims_impl(t.borrow(), axis, loc)).collect::<Result<_>>()?;
     concat_impl(&v, axis, loc)
 }

@@ -54,7 +54,13 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn go(&self, d: usize, off: usize, out: &mut Option<&mut String>, leaf: &mut dyn FnMut(usize, &mut Option<&mut String>)) {
+    fn go(
+        &self,
+        d: usize,
+        off: usize,
+        out: &mut Option<&mut String>,
+        leaf: &mut dyn FnMut(usize, &mut Option<&mut String>),
+    ) {
         if d == self.dims.len() {
             leaf(off, out);
             return;
@@ -111,7 +117,11 @@ impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = crate::with_dtype!(self.dtype(), T => values::<T>(self));
         // Continuation lines line up under the first bracket, after "Tensor(".
-        let v: Vec<String> = v.lines().enumerate().map(|(i, l)| if i == 0 || l.is_empty() { l.to_string() } else { format!("       {l}") }).collect();
+        let v: Vec<String> = v
+            .lines()
+            .enumerate()
+            .map(|(i, l)| if i == 0 || l.is_empty() { l.to_string() } else { format!("       {l}") })
+            .collect();
         write!(f, "Tensor({}, shape={}, dtype={}, device={})", v.join("\n"), self.shape(), self.dtype(), self.device())
     }
 }

@@ -47,12 +47,7 @@ impl Tensor {
     #[inline]
     pub(crate) fn from_buffer(buffer: Buffer, shape: Shape) -> Tensor {
         debug_assert_eq!(buffer.len(), shape.num_elements());
-        Tensor(Arc::new(Inner {
-            shape,
-            dtype: buffer.dtype(),
-            weak: false,
-            data: Data::Host(HostStorage(buffer)),
-        }))
+        Tensor(Arc::new(Inner { shape, dtype: buffer.dtype(), weak: false, data: Data::Host(HostStorage(buffer)) }))
     }
 
     #[inline]
@@ -152,7 +147,11 @@ impl Tensor {
                 op,
                 T::DTYPE.name(),
                 self.dtype().name(),
-                Some(format!("ask for the tensor's own element type ({}), or cast(DType::{:?}) first", self.dtype(), T::DTYPE)),
+                Some(format!(
+                    "ask for the tensor's own element type ({}), or cast(DType::{:?}) first",
+                    self.dtype(),
+                    T::DTYPE
+                )),
             )
         })
     }

@@ -8,8 +8,8 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::error::{Loc, Result};
 use crate::op::BinaryOp;
-use crate::ops::math::{binary, true_div, unary};
 use crate::op::UnaryOp;
+use crate::ops::math::{binary, true_div, unary};
 use crate::tensor::Tensor;
 
 /// One side of an operator, borrowed as a `&Tensor` without cloning where possible.

@@ -64,7 +64,7 @@ impl Buffer {
     }
     /// Address of the first element, for zero-copy proofs in tests.
     pub(crate) fn as_ptr(&self) -> *const u8 {
-        each_buffer!(self, v => v.as_ptr() as *const u8)
+        each_buffer!(self, v => v.as_ptr().cast::<u8>())
     }
 }
 

@@ -104,7 +104,7 @@ pub enum Domain {
 }
 
 /// `n` values for `dt` from `dom`, as f64 (exact in `dt` once rounded by [`round_to`]).
-pub fn gen(rng: &mut Rng, dt: DType, n: usize, dom: Domain) -> Vec<f64> {
+pub fn values_for(rng: &mut Rng, dt: DType, n: usize, dom: Domain) -> Vec<f64> {
     (0..n)
         .map(|_| {
             if dt == Bool {
@@ -201,7 +201,7 @@ pub fn erf(x: f64) -> f64 {
     }
     let z = x.abs();
     let r = if z < 2.5 {
-        let (mut sum, mut term, mut n) = (0.0, z, 0u32);
+        let (mut sum, mut term, mut n) = (0.0f64, z, 0u32);
         // term_n = (-1)^n z^(2n+1) / n!
         while term.abs() > 1e-18 * sum.abs().max(1e-300) || n < 3 {
             sum += term / (2 * n + 1) as f64;
@@ -250,7 +250,7 @@ pub fn exact(dt: DType, shape: &[usize], vals: &[f64]) -> ArrayD<f64> {
 /// A random input: the tensor and the exact values it holds.
 pub fn input(rng: &mut Rng, dt: DType, shape: &[usize], dom: Domain) -> (Tensor, ArrayD<f64>) {
     let n = shape.iter().product();
-    let v = gen(rng, dt, n, dom);
+    let v = values_for(rng, dt, n, dom);
     (tensor(dt, shape, &v), exact(dt, shape, &v))
 }
 
@@ -308,7 +308,8 @@ pub fn close(got: f64, want: f64, tol: Tol) -> bool {
     if want.is_infinite() || got.is_infinite() {
         return got == want;
     }
-    approx::abs_diff_eq!(got, want, epsilon = tol.abs) || approx::relative_eq!(got, want, epsilon = tol.abs, max_relative = tol.rel)
+    approx::abs_diff_eq!(got, want, epsilon = tol.abs)
+        || approx::relative_eq!(got, want, epsilon = tol.abs, max_relative = tol.rel)
 }
 
 /// Asserts dtype, shape and every value of `got` against a reference (already computed in f64;
@@ -320,7 +321,7 @@ pub fn assert_close(ctx: &dyn Display, got: &Tensor, dt: DType, want: &ArrayD<f6
     let g = values(got);
     for ((idx, &w), &gv) in want.indexed_iter().zip(g.iter()) {
         let w = round_to(dt, w);
-        assert!(close(gv, w, tol), "{ctx}: at {:?}: got {gv}, want {w} (tol {tol:?})", idx.slice());
+        assert!(close(gv, w, tol), "{ctx}: at {:?}: got {gv}, want {w} (tol {tol:?})", idx);
     }
 }
 

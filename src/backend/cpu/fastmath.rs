@@ -1,5 +1,5 @@
 //! Branch-free math that the compiler vectorizes: `exp_f32` (Cephes-style range reduction
-//! plus a degree-6 polynomial, <= 2 ulp) and `erf`.
+//! plus a degree-6 polynomial, <= 2 ulp).
 //!
 //! Why: the peers spend half of softmax in glibc's scalar `expf`, which blocks
 //! vectorization; a polynomial with selects instead of branches runs 8 lanes at once.
@@ -24,7 +24,7 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // 2^n from exponent bits, in two halves so both stay normal for n in -126..=128.
     let ni = n as i32;
@@ -36,22 +36,6 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let v = if x > HI { f32::INFINITY } else { v };
     let v = if x < LO { 0.0 } else { v };
     if x.is_nan() { x } else { v }
-}
-
-/// The error function, within 1.2e-7 (Numerical Recipes' erfc with a Chebyshev fit), in f64.
-#[inline(always)]
-pub(crate) fn erf(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
-    if x >= 0.0 { 1.0 - r } else { r - 1.0 }
 }
 
 #[cfg(test)]
@@ -73,12 +57,5 @@ mod tests {
         assert_eq!(exp_f32(-200.0), 0.0);
         assert!(exp_f32(f32::NAN).is_nan());
         assert_eq!(exp_f32(0.0), 1.0);
-    }
-
-    #[test]
-    fn erf_matches_known_values() {
-        assert!((erf(0.5) - 0.520_499_877_813_046_5).abs() < 2e-7);
-        assert!((erf(-1.0) + 0.842_700_792_949_714_9).abs() < 2e-7);
-        assert_eq!(erf(0.0).abs() < 1e-9, true);
     }
 }

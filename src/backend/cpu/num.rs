@@ -99,40 +99,116 @@ impl BoolK for bool {
 macro_rules! float_native {
     ($t:ty, $exp:path) => {
         impl NumK for $t {
-            #[inline(always)] fn zero() -> Self { 0.0 }
-            #[inline(always)] fn one() -> Self { 1.0 }
-            #[inline(always)] fn lowest() -> Self { <$t>::NEG_INFINITY }
-            #[inline(always)] fn highest() -> Self { <$t>::INFINITY }
-            #[inline(always)] fn add(self, b: Self) -> Self { self + b }
-            #[inline(always)] fn sub(self, b: Self) -> Self { self - b }
-            #[inline(always)] fn mul(self, b: Self) -> Self { self * b }
-            #[inline(always)] fn floor_div(self, b: Self) -> Self { (self / b).floor() }
-            #[inline(always)] fn pow(self, b: Self) -> Self { self.powf(b) }
+            #[inline(always)]
+            fn zero() -> Self {
+                0.0
+            }
+            #[inline(always)]
+            fn one() -> Self {
+                1.0
+            }
+            #[inline(always)]
+            fn lowest() -> Self {
+                <$t>::NEG_INFINITY
+            }
+            #[inline(always)]
+            fn highest() -> Self {
+                <$t>::INFINITY
+            }
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                self + b
+            }
+            #[inline(always)]
+            fn sub(self, b: Self) -> Self {
+                self - b
+            }
+            #[inline(always)]
+            fn mul(self, b: Self) -> Self {
+                self * b
+            }
+            #[inline(always)]
+            fn floor_div(self, b: Self) -> Self {
+                (self / b).floor()
+            }
+            #[inline(always)]
+            fn pow(self, b: Self) -> Self {
+                self.powf(b)
+            }
             // NaN propagates, as in NumPy's maximum and TensorFlow's.
-            #[inline(always)] fn maximum(self, b: Self) -> Self { if self > b || self.is_nan() { self } else { b } }
-            #[inline(always)] fn minimum(self, b: Self) -> Self { if self < b || self.is_nan() { self } else { b } }
-            #[inline(always)] fn neg(self) -> Self { -self }
-            #[inline(always)] fn abs(self) -> Self { <$t>::abs(self) }
+            #[inline(always)]
+            fn maximum(self, b: Self) -> Self {
+                if self > b || self.is_nan() { self } else { b }
+            }
+            #[inline(always)]
+            fn minimum(self, b: Self) -> Self {
+                if self < b || self.is_nan() { self } else { b }
+            }
+            #[inline(always)]
+            fn neg(self) -> Self {
+                -self
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
             // `x < 0` is false for NaN, so NaN passes through as in max(x, 0).
-            #[inline(always)] fn relu(self) -> Self { if self < 0.0 { 0.0 } else { self } }
-            #[inline(always)] fn div_count(self, n: usize) -> Self { self / n as $t }
+            #[inline(always)]
+            fn relu(self) -> Self {
+                if self < 0.0 { 0.0 } else { self }
+            }
+            #[inline(always)]
+            fn div_count(self, n: usize) -> Self {
+                self / n as $t
+            }
         }
         impl FloatK for $t {
-            #[inline(always)] fn div(self, b: Self) -> Self { self / b }
-            #[inline(always)] fn exp(self) -> Self { $exp(self) }
-            #[inline(always)] fn ln(self) -> Self { <$t>::ln(self) }
-            #[inline(always)] fn sqrt(self) -> Self { <$t>::sqrt(self) }
-            #[inline(always)] fn rsqrt(self) -> Self { 1.0 / <$t>::sqrt(self) }
-            #[inline(always)] fn sigmoid(self) -> Self {
+            #[inline(always)]
+            fn div(self, b: Self) -> Self {
+                self / b
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn rsqrt(self) -> Self {
+                1.0 / <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn sigmoid(self) -> Self {
                 // Stable on both sides: exp of a non-positive number only.
-                if self >= 0.0 { 1.0 / (1.0 + $exp(-self)) } else { let e = $exp(self); e / (1.0 + e) }
+                if self >= 0.0 {
+                    1.0 / (1.0 + $exp(-self))
+                } else {
+                    let e = $exp(self);
+                    e / (1.0 + e)
+                }
             }
-            #[inline(always)] fn tanh(self) -> Self { <$t>::tanh(self) }
-            #[inline(always)] fn gelu(self) -> Self {
-                0.5 * self * (1.0 + crate::backend::cpu::fastmath::erf(self as f64 * std::f64::consts::FRAC_1_SQRT_2) as $t)
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
             }
-            #[inline(always)] fn sin(self) -> Self { <$t>::sin(self) }
-            #[inline(always)] fn cos(self) -> Self { <$t>::cos(self) }
+            #[inline(always)]
+            fn gelu(self) -> Self {
+                0.5 * self * (1.0 + libm::erf(self as f64 * std::f64::consts::FRAC_1_SQRT_2) as $t)
+            }
+            #[inline(always)]
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            #[inline(always)]
+            fn cos(self) -> Self {
+                <$t>::cos(self)
+            }
         }
     };
 }
@@ -143,33 +219,108 @@ float_native!(f64, f64::exp);
 macro_rules! float_half {
     ($t:ty) => {
         impl NumK for $t {
-            #[inline(always)] fn zero() -> Self { <$t>::ZERO }
-            #[inline(always)] fn one() -> Self { <$t>::ONE }
-            #[inline(always)] fn lowest() -> Self { <$t>::NEG_INFINITY }
-            #[inline(always)] fn highest() -> Self { <$t>::INFINITY }
-            #[inline(always)] fn add(self, b: Self) -> Self { <$t>::from_f32(self.to_f32() + b.to_f32()) }
-            #[inline(always)] fn sub(self, b: Self) -> Self { <$t>::from_f32(self.to_f32() - b.to_f32()) }
-            #[inline(always)] fn mul(self, b: Self) -> Self { <$t>::from_f32(self.to_f32() * b.to_f32()) }
-            #[inline(always)] fn floor_div(self, b: Self) -> Self { <$t>::from_f32(NumK::floor_div(self.to_f32(), b.to_f32())) }
-            #[inline(always)] fn pow(self, b: Self) -> Self { <$t>::from_f32(self.to_f32().powf(b.to_f32())) }
-            #[inline(always)] fn maximum(self, b: Self) -> Self { <$t>::from_f32(NumK::maximum(self.to_f32(), b.to_f32())) }
-            #[inline(always)] fn minimum(self, b: Self) -> Self { <$t>::from_f32(NumK::minimum(self.to_f32(), b.to_f32())) }
-            #[inline(always)] fn neg(self) -> Self { -self }
-            #[inline(always)] fn abs(self) -> Self { <$t>::from_f32(self.to_f32().abs()) }
-            #[inline(always)] fn relu(self) -> Self { if self < <$t>::ZERO { <$t>::ZERO } else { self } }
-            #[inline(always)] fn div_count(self, n: usize) -> Self { <$t>::from_f32(self.to_f32() / n as f32) }
+            #[inline(always)]
+            fn zero() -> Self {
+                <$t>::ZERO
+            }
+            #[inline(always)]
+            fn one() -> Self {
+                <$t>::ONE
+            }
+            #[inline(always)]
+            fn lowest() -> Self {
+                <$t>::NEG_INFINITY
+            }
+            #[inline(always)]
+            fn highest() -> Self {
+                <$t>::INFINITY
+            }
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                <$t>::from_f32(self.to_f32() + b.to_f32())
+            }
+            #[inline(always)]
+            fn sub(self, b: Self) -> Self {
+                <$t>::from_f32(self.to_f32() - b.to_f32())
+            }
+            #[inline(always)]
+            fn mul(self, b: Self) -> Self {
+                <$t>::from_f32(self.to_f32() * b.to_f32())
+            }
+            #[inline(always)]
+            fn floor_div(self, b: Self) -> Self {
+                <$t>::from_f32(NumK::floor_div(self.to_f32(), b.to_f32()))
+            }
+            #[inline(always)]
+            fn pow(self, b: Self) -> Self {
+                <$t>::from_f32(self.to_f32().powf(b.to_f32()))
+            }
+            #[inline(always)]
+            fn maximum(self, b: Self) -> Self {
+                <$t>::from_f32(NumK::maximum(self.to_f32(), b.to_f32()))
+            }
+            #[inline(always)]
+            fn minimum(self, b: Self) -> Self {
+                <$t>::from_f32(NumK::minimum(self.to_f32(), b.to_f32()))
+            }
+            #[inline(always)]
+            fn neg(self) -> Self {
+                -self
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::from_f32(self.to_f32().abs())
+            }
+            #[inline(always)]
+            fn relu(self) -> Self {
+                if self < <$t>::ZERO { <$t>::ZERO } else { self }
+            }
+            #[inline(always)]
+            fn div_count(self, n: usize) -> Self {
+                <$t>::from_f32(self.to_f32() / n as f32)
+            }
         }
         impl FloatK for $t {
-            #[inline(always)] fn div(self, b: Self) -> Self { <$t>::from_f32(self.to_f32() / b.to_f32()) }
-            #[inline(always)] fn exp(self) -> Self { <$t>::from_f32(FloatK::exp(self.to_f32())) }
-            #[inline(always)] fn ln(self) -> Self { <$t>::from_f32(self.to_f32().ln()) }
-            #[inline(always)] fn sqrt(self) -> Self { <$t>::from_f32(self.to_f32().sqrt()) }
-            #[inline(always)] fn rsqrt(self) -> Self { <$t>::from_f32(1.0 / self.to_f32().sqrt()) }
-            #[inline(always)] fn sigmoid(self) -> Self { <$t>::from_f32(FloatK::sigmoid(self.to_f32())) }
-            #[inline(always)] fn tanh(self) -> Self { <$t>::from_f32(self.to_f32().tanh()) }
-            #[inline(always)] fn gelu(self) -> Self { <$t>::from_f32(FloatK::gelu(self.to_f32())) }
-            #[inline(always)] fn sin(self) -> Self { <$t>::from_f32(self.to_f32().sin()) }
-            #[inline(always)] fn cos(self) -> Self { <$t>::from_f32(self.to_f32().cos()) }
+            #[inline(always)]
+            fn div(self, b: Self) -> Self {
+                <$t>::from_f32(self.to_f32() / b.to_f32())
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::from_f32(FloatK::exp(self.to_f32()))
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$t>::from_f32(self.to_f32().ln())
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::from_f32(self.to_f32().sqrt())
+            }
+            #[inline(always)]
+            fn rsqrt(self) -> Self {
+                <$t>::from_f32(1.0 / self.to_f32().sqrt())
+            }
+            #[inline(always)]
+            fn sigmoid(self) -> Self {
+                <$t>::from_f32(FloatK::sigmoid(self.to_f32()))
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                <$t>::from_f32(self.to_f32().tanh())
+            }
+            #[inline(always)]
+            fn gelu(self) -> Self {
+                <$t>::from_f32(FloatK::gelu(self.to_f32()))
+            }
+            #[inline(always)]
+            fn sin(self) -> Self {
+                <$t>::from_f32(self.to_f32().sin())
+            }
+            #[inline(always)]
+            fn cos(self) -> Self {
+                <$t>::from_f32(self.to_f32().cos())
+            }
         }
     };
 }
@@ -180,37 +331,87 @@ float_half!(bf16);
 macro_rules! int_impl {
     ($t:ty, signed: $signed:literal) => {
         impl NumK for $t {
-            #[inline(always)] fn zero() -> Self { 0 }
-            #[inline(always)] fn one() -> Self { 1 }
-            #[inline(always)] fn lowest() -> Self { <$t>::MIN }
-            #[inline(always)] fn highest() -> Self { <$t>::MAX }
-            #[inline(always)] fn add(self, b: Self) -> Self { self.wrapping_add(b) }
-            #[inline(always)] fn sub(self, b: Self) -> Self { self.wrapping_sub(b) }
-            #[inline(always)] fn mul(self, b: Self) -> Self { self.wrapping_mul(b) }
+            #[inline(always)]
+            fn zero() -> Self {
+                0
+            }
+            #[inline(always)]
+            fn one() -> Self {
+                1
+            }
+            #[inline(always)]
+            fn lowest() -> Self {
+                <$t>::MIN
+            }
+            #[inline(always)]
+            fn highest() -> Self {
+                <$t>::MAX
+            }
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                self.wrapping_add(b)
+            }
+            #[inline(always)]
+            fn sub(self, b: Self) -> Self {
+                self.wrapping_sub(b)
+            }
+            #[inline(always)]
+            fn mul(self, b: Self) -> Self {
+                self.wrapping_mul(b)
+            }
             // Floor division; division by zero gives 0 rather than a trap (TensorFlow's CPU
             // kernel raises, XLA returns a fixed value: ferroflow documents 0).
             #[allow(unused_comparisons)]
-            #[inline(always)] fn floor_div(self, b: Self) -> Self {
-                if b == 0 { return 0; }
+            #[inline(always)]
+            fn floor_div(self, b: Self) -> Self {
+                if b == 0 {
+                    return 0;
+                }
                 let q = self.wrapping_div(b);
                 if $signed && (self.wrapping_rem(b) != 0) && ((self < 0) != (b < 0)) { q.wrapping_sub(1) } else { q }
             }
             // Negative exponents truncate toward zero: 1 and -1 keep a value, others give 0.
-            #[inline(always)] fn pow(self, b: Self) -> Self {
+            #[inline(always)]
+            fn pow(self, b: Self) -> Self {
                 #[allow(unused_comparisons)]
                 if b < 0 {
-                    return if self == 1 { 1 } else if $signed && self.wrapping_add(1) == 0 { if b.wrapping_rem(2) == 0 { 1 } else { self } } else { 0 };
+                    return if self == 1 {
+                        1
+                    } else if $signed && self.wrapping_add(1) == 0 {
+                        if b.wrapping_rem(2) == 0 { 1 } else { self }
+                    } else {
+                        0
+                    };
                 }
-                self.wrapping_pow(b.min(u32::MAX as $t) as u32)
+                // Saturate through i64 (`u32::MAX as i32` would be -1).
+                self.wrapping_pow((b as i64).min(u32::MAX as i64) as u32)
             }
-            #[inline(always)] fn maximum(self, b: Self) -> Self { if self > b { self } else { b } }
-            #[inline(always)] fn minimum(self, b: Self) -> Self { if self < b { self } else { b } }
-            #[inline(always)] fn neg(self) -> Self { (0 as $t).wrapping_sub(self) }
+            #[inline(always)]
+            fn maximum(self, b: Self) -> Self {
+                if self > b { self } else { b }
+            }
+            #[inline(always)]
+            fn minimum(self, b: Self) -> Self {
+                if self < b { self } else { b }
+            }
+            #[inline(always)]
+            fn neg(self) -> Self {
+                (0 as $t).wrapping_sub(self)
+            }
             #[allow(unused_comparisons)]
-            #[inline(always)] fn abs(self) -> Self { if self < 0 { (0 as $t).wrapping_sub(self) } else { self } }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                if self < 0 { (0 as $t).wrapping_sub(self) } else { self }
+            }
             #[allow(unused_comparisons)]
-            #[inline(always)] fn relu(self) -> Self { if self < 0 { 0 } else { self } }
-            #[inline(always)] fn div_count(self, n: usize) -> Self { if n == 0 { 0 } else { (self as i64 / n as i64) as $t } }
+            #[inline(always)]
+            fn relu(self) -> Self {
+                if self < 0 { 0 } else { self }
+            }
+            #[inline(always)]
+            fn div_count(self, n: usize) -> Self {
+                if n == 0 { 0 } else { (self as i64 / n as i64) as $t }
+            }
         }
     };
 }

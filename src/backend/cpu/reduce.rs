@@ -51,8 +51,18 @@ fn fold_all<T: NumK>(x: &[T], id: T, f: impl Fn(T, T) -> T + Copy + Sync + Send)
 }
 
 /// Reduces `[outer, r, inner]` into `[outer, inner]`.
-fn reduce_3d<T: NumK>(x: &[T], outer: usize, r: usize, inner: usize, id: T, f: impl Fn(T, T) -> T + Copy + Sync + Send) -> Vec<T> {
+fn reduce_3d<T: NumK>(
+    x: &[T],
+    outer: usize,
+    r: usize,
+    inner: usize,
+    id: T,
+    f: impl Fn(T, T) -> T + Copy + Sync + Send,
+) -> Vec<T> {
     let mut out = alloc::<T>(outer * inner);
+    if out.is_empty() {
+        return out;
+    }
     if inner == 1 {
         if outer == 1 {
             out[0] = fold_all(x, id, f);
@@ -112,7 +122,9 @@ fn as_3d(x: &Tensor, axes: &[usize]) -> Result<(Tensor, usize, usize, usize)> {
     let tshape: Shape = perm.iter().map(|&p| s[p]).collect::<Vec<_>>().into();
     let t = super::movement::transpose(x, &perm, tshape)?;
     let r: usize = axes.iter().map(|&a| s[a]).product();
-    let outer = s.num_elements() / r.max(1);
+    // The kept dims, not `num_elements / r`: a reduced dim of size 0 must still leave one
+    // (identity) output per kept position.
+    let outer = perm[..s.rank() - axes.len()].iter().map(|&d| s[d]).product();
     Ok((t, outer, r, 1))
 }
 

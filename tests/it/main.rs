@@ -1,0 +1,14 @@
+//! The integration test suite of ferroflow, one binary (`cargo test --test it`):
+//! the op table against independent references, every error path, a property test over
+//! random shapes, axes, dtypes and indices, ndarray interop, dtype rules, random numbers and
+//! creation ops.
+
+mod common;
+mod creation;
+mod dtypes;
+mod errors;
+mod interop;
+mod op_table;
+mod props;
+mod random;
+mod tidy;
