@@ -123,7 +123,10 @@ fn conversions(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2))
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2))
 }
 
 criterion_group! { name = benches; config = config(); targets = dispatch, reduce_sum, softmax, chain, conversions }

@@ -1,11 +1,12 @@
-//! Process-wide settings, the analogue of `tf.config`: the dtype promotion mode.
+//! Process-wide settings, the analogue of `tf.config`: the dtype promotion mode and
+//! `run_functions_eagerly`.
 //!
 //! The global setting is an atomic (one relaxed load on the hot path); a thread-local
 //! override (`with_promotion_mode`) lets one scope, or one test, use another mode without
 //! changing what other threads see.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// How an op treats two inputs of different dtypes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -49,5 +50,35 @@ pub fn with_promotion_mode<R>(mode: PromotionMode, f: impl FnOnce() -> R) -> R {
         }
     }
     let _restore = Restore(PROMOTION_OVERRIDE.with(|c| c.replace(Some(mode))));
+    f()
+}
+
+static RUN_EAGERLY: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static RUN_EAGERLY_OVERRIDE: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Makes every traced function run its body eagerly on each call (as
+/// `tf.config.run_functions_eagerly`): conversions work inside, nothing is traced, and
+/// `tracing_count()` stays where it is. For debugging; switch it off to get graphs back.
+pub fn run_functions_eagerly(on: bool) {
+    RUN_EAGERLY.store(on, Ordering::Relaxed);
+}
+
+/// Whether traced functions run eagerly on this thread.
+pub fn functions_run_eagerly() -> bool {
+    RUN_EAGERLY_OVERRIDE.with(|c| c.get()).unwrap_or_else(|| RUN_EAGERLY.load(Ordering::Relaxed))
+}
+
+/// Runs `f` with `run_functions_eagerly(on)` in force on this thread only.
+pub fn with_functions_run_eagerly<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RUN_EAGERLY_OVERRIDE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(RUN_EAGERLY_OVERRIDE.with(|c| c.replace(Some(on))));
     f()
 }

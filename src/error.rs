@@ -8,30 +8,48 @@
 use std::fmt;
 use std::panic::Location;
 
-/// Where a user's call was made: the file, line and column of the op call.
+/// Where a user's call was made: the file, line and column of the op call, and, for an
+/// error raised while a traced graph runs, the graph node that call created.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Loc(pub &'static Location<'static>);
+pub struct Loc {
+    at: &'static Location<'static>,
+    node: Option<u32>,
+}
 
 impl Loc {
     /// The location of the caller of the `#[track_caller]` function this is called in.
     #[track_caller]
     #[inline]
     pub fn caller() -> Loc {
-        Loc(Location::caller())
+        Loc { at: Location::caller(), node: None }
     }
     /// The source file of the call.
     pub fn file(&self) -> &'static str {
-        self.0.file()
+        self.at.file()
     }
     /// The line of the call.
     pub fn line(&self) -> u32 {
-        self.0.line()
+        self.at.line()
+    }
+    /// The column of the call.
+    pub fn column(&self) -> u32 {
+        self.at.column()
+    }
+    /// The graph node (`%7` in graph text) when the error came from running a graph.
+    pub fn node(&self) -> Option<u32> {
+        self.node
+    }
+    pub(crate) fn in_node(self, node: u32) -> Loc {
+        Loc { node: Some(node), ..self }
     }
 }
 
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.0.file(), self.0.line(), self.0.column())
+        if let Some(n) = self.node {
+            write!(f, "graph node %{n}, created at ")?;
+        }
+        write!(f, "{}:{}:{}", self.at.file(), self.at.line(), self.at.column())
     }
 }
 

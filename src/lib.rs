@@ -22,6 +22,8 @@ pub mod config;
 mod device;
 mod dtype;
 mod error;
+pub mod function;
+pub mod graph;
 pub mod image;
 pub mod interop;
 pub mod random;
@@ -38,13 +40,15 @@ pub use config::PromotionMode;
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Loc, Result};
+pub use function::{ConcreteFunction, Function, FunctionOptions, TensorSpec, function, function_with};
+pub use ops::print::{capture_prints, print};
 pub use interop::ndarray::{IntoTensor, convert_to_tensor};
 pub use op::promote::numpy_promote;
 pub use ops::creation::{arange, eye, full, linspace, ones, zeros};
 pub use ops::math::{
     abs, add, cast, clip, cos, div, equal, exp, floor_div, gelu, greater, greater_equal, less, less_equal, log,
-    logical_and, logical_not, logical_or, maximum, minimum, mul, neg, not_equal, pow, relu, rsqrt, sigmoid, sin,
-    sqrt, square, sub, tanh, where_,
+    logical_and, logical_not, logical_or, maximum, minimum, mul, neg, not_equal, pow, relu, rsqrt, sigmoid, sin, sqrt,
+    square, sub, tanh, where_,
 };
 pub use ops::nn::{log_softmax, matmul, matmul_with, softmax};
 pub use ops::reduce::{argmax, argmin, reduce_max, reduce_mean, reduce_min, reduce_prod, reduce_sum};

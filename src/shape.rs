@@ -7,6 +7,10 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 
+/// An unknown dim of a symbolic tensor (from an `input_signature` with `None`, or
+/// `reduce_retracing`); shown as `?`. Concrete tensors never have one.
+pub const UNKNOWN: usize = usize::MAX;
+
 /// The dimensions of a tensor. Rank <= 4 lives inline, without a heap allocation.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Shape(pub(crate) SmallVec<[usize; 4]>);
@@ -24,9 +28,18 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.0.len()
     }
-    /// The product of the dims (1 for a scalar).
+    /// The product of the dims (1 for a scalar; saturates at `usize::MAX` when a dim is
+    /// unknown).
     pub fn num_elements(&self) -> usize {
-        self.0.iter().product()
+        self.0.iter().fold(1usize, |a, &d| a.saturating_mul(d))
+    }
+    /// Whether every dim is known (always, for a concrete tensor).
+    pub fn is_fully_known(&self) -> bool {
+        !self.0.contains(&UNKNOWN)
+    }
+    /// Dim `i`, or `None` when it is unknown or out of range.
+    pub fn dim(&self, i: usize) -> Option<usize> {
+        self.0.get(i).copied().filter(|&d| d != UNKNOWN)
     }
     /// The dims as a slice.
     pub fn dims(&self) -> &[usize] {
@@ -42,9 +55,9 @@ impl Shape {
     }
     /// The product of dims, or an error when it overflows `usize` (user-given shapes).
     pub(crate) fn checked_num_elements(op: &'static str, dims: &[usize]) -> Result<usize> {
-        dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
-            Error::invalid(op, format!("shape {} has more elements than fit in memory", fmt_dims(dims)))
-        })
+        dims.iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::invalid(op, format!("shape {} has more elements than fit in memory", fmt_dims(dims))))
     }
 }
 
@@ -92,7 +105,11 @@ pub(crate) fn fmt_dims(d: &[usize]) -> String {
         if i > 0 {
             s.push_str(", ");
         }
-        s.push_str(&x.to_string());
+        if *x == UNKNOWN {
+            s.push('?');
+        } else {
+            s.push_str(&x.to_string());
+        }
     }
     s.push(']');
     s
@@ -108,9 +125,10 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Re
     for i in 0..rank {
         let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
         let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
-        out[i] = if da == db || db == 1 {
+        // An unknown dim takes the other one (checked again when the graph runs).
+        out[i] = if da == db || db == 1 || db == UNKNOWN {
             da
-        } else if da == 1 {
+        } else if da == 1 || da == UNKNOWN {
             db
         } else {
             return Err(Error::ShapeMismatch {

@@ -193,8 +193,9 @@ impl Tensor {
                     T::slice_mut(&mut b).map(std::mem::take).unwrap_or_default()
                 }
                 Data::Alias(t) => t.into_host_vec::<T>(),
+                Data::Symbolic(_) => Vec::new(), // callers check host_slice first
             },
-            Err(shared) => T::slice(Tensor(shared).buffer()).map(<[T]>::to_vec).unwrap_or_default(),
+            Err(shared) => Tensor(shared).host_slice::<T>("into_ndarray").map(<[T]>::to_vec).unwrap_or_default(),
         }
     }
 

@@ -4,7 +4,7 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::op::{Accepts, PrimOp};
-use crate::shape::{Shape, broadcast_shapes};
+use crate::shape::{Shape, UNKNOWN, broadcast_shapes};
 use crate::tensor::Tensor;
 
 fn check_accepts(op: &'static str, acc: Accepts, d: DType) -> Result<()> {
@@ -81,18 +81,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             }
             Ok((reduced_shape(x.shape(), &red, *keepdims), DType::I64))
         }
-        PrimOp::Reshape(s) => {
-            if s.num_elements() != x.num_elements() {
-                return Err(Error::ShapeMismatch {
-                    op: name,
-                    expected: format!("a shape of {} elements (input shape {})", x.num_elements(), x.shape()),
-                    found: format!("{} ({} elements)", s, s.num_elements()),
-                    fix: Some("use -1 for one dim to have it inferred".into()),
-                    location: None,
-                });
-            }
-            Ok((s.clone(), x.dtype()))
-        }
+        PrimOp::Reshape(spec) => Ok((reshape_target(x, spec)?, x.dtype())),
         PrimOp::Transpose(perm) => {
             let mut seen = vec![false; x.rank()];
             let ok =
@@ -119,15 +108,16 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             let mut out = x.shape().clone();
             for (i, t) in inputs.iter().enumerate().skip(1) {
                 same_dtype(name, x, t)?;
-                let ok = t.rank() == x.rank() && (0..x.rank()).all(|d| d == *axis || t.shape()[d] == x.shape()[d]);
-                if !ok {
+                let agree = |d: usize| d == *axis || t.shape()[d] == x.shape()[d] || t.shape()[d] == UNKNOWN || x.shape()[d] == UNKNOWN;
+                if t.rank() != x.rank() || !(0..x.rank()).all(agree) {
                     return Err(Error::shape(
                         name,
                         format!("tensors whose dims match {} except on axis {axis}", x.shape()),
                         format!("{} at position {i}", t.shape()),
                     ));
                 }
-                out.0[*axis] += t.shape()[*axis];
+                let (a, b) = (out.0[*axis], t.shape()[*axis]);
+                out.0[*axis] = if a == UNKNOWN || b == UNKNOWN { UNKNOWN } else { a + b };
             }
             Ok((out, x.dtype()))
         }
@@ -144,20 +134,25 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
                     ),
                 ));
             }
+            let mut out = Shape::default();
             for d in 0..x.rank() {
-                if begin[d].checked_add(size[d]).is_none_or(|end| end > x.shape()[d]) {
+                let dim = x.shape()[d];
+                let len = match size[d] {
+                    -1 if dim == UNKNOWN => UNKNOWN,
+                    -1 => dim.saturating_sub(begin[d]),
+                    s if s >= 0 => s as usize,
+                    s => return Err(Error::invalid(name, format!("size must be >= 0 or -1 (to the end), found {s} on axis {d}"))),
+                };
+                let fits = dim == UNKNOWN || (len != UNKNOWN && begin[d].checked_add(len).is_some_and(|end| end <= dim) && begin[d] <= dim);
+                if !fits {
                     return Err(Error::invalid(
                         name,
-                        format!(
-                            "slice [{}, {}) of axis {d} is out of bounds for shape {}",
-                            begin[d],
-                            begin[d].saturating_add(size[d]),
-                            x.shape()
-                        ),
+                        format!("slice [{}, {}) of axis {d} is out of bounds for shape {}", begin[d], begin[d].saturating_add(len), x.shape()),
                     ));
                 }
+                out.0.push(len);
             }
-            Ok((Shape::new(size), x.dtype()))
+            Ok((out, x.dtype()))
         }
         PrimOp::Gather(axis) => {
             let idx = inputs[1];
@@ -213,7 +208,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             } else {
                 (y.shape()[rb - 2], y.shape()[rb - 1])
             };
-            if ka != kb {
+            if ka != kb && ka != UNKNOWN && kb != UNKNOWN {
                 return Err(Error::ShapeMismatch {
                     op: name,
                     expected: format!(
@@ -256,4 +251,54 @@ pub(crate) fn reduced_shape(s: &Shape, axes: &[usize], keepdims: bool) -> Shape 
         }
     }
     out
+}
+
+/// The output shape of a reshape to `spec` (one entry may be -1).
+fn reshape_target(x: &Tensor, spec: &[isize]) -> Result<Shape> {
+    let name = "reshape";
+    let mut infer_at = None;
+    let mut known = 1usize;
+    let mut out = Shape::default();
+    for (i, &d) in spec.iter().enumerate() {
+        if d == -1 {
+            if infer_at.replace(i).is_some() {
+                return Err(Error::invalid(name, format!("only one dim may be -1, found {spec:?}")));
+            }
+            out.0.push(0);
+        } else if d < 0 {
+            return Err(Error::invalid(name, format!("dims must be >= 0 or -1, found {d} in {spec:?}")));
+        } else {
+            known = known.checked_mul(d as usize).ok_or_else(|| Error::invalid(name, format!("shape {spec:?} is too large")))?;
+            out.0.push(d as usize);
+        }
+    }
+    if !x.shape().is_fully_known() {
+        // Checked again with the real shape when the graph runs.
+        if let Some(i) = infer_at {
+            out.0[i] = UNKNOWN;
+        }
+        return Ok(out);
+    }
+    let n = x.num_elements();
+    if let Some(i) = infer_at {
+        if known == 0 || n % known != 0 {
+            return Err(Error::ShapeMismatch {
+                op: name,
+                expected: format!("dims whose product divides {n} (input shape {})", x.shape()),
+                found: format!("{spec:?}"),
+                fix: None,
+                location: None,
+            });
+        }
+        out.0[i] = n / known;
+    } else if known != n {
+        return Err(Error::ShapeMismatch {
+            op: name,
+            expected: format!("a shape of {n} elements (input shape {})", x.shape()),
+            found: format!("{out} ({known} elements)"),
+            fix: Some("use -1 for one dim to have it inferred".into()),
+            location: None,
+        });
+    }
+    Ok(out)
 }

@@ -71,13 +71,15 @@ pub(crate) enum PrimOp {
         axis: Option<usize>,
         keepdims: bool,
     },
-    Reshape(Shape),
+    /// Target dims; one may be -1 (inferred from the input when the graph runs).
+    Reshape(SmallVec<[isize; 4]>),
     Transpose(Axes),
     BroadcastTo(Shape),
     Concat(usize),
+    /// `size` entries of -1 run to the end of the axis.
     Slice {
         begin: Axes,
-        size: Axes,
+        size: SmallVec<[isize; 4]>,
     },
     Gather(usize),
     OneHot {
@@ -128,7 +130,18 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
         Ok(m) => m,
         Err(e) => return Err(e.at(loc)),
     };
-    // Tracing plugs in here: when the inputs are symbolic, record a node with this
-    // (shape, dtype) instead of running a kernel.
+    // Traced mode: symbolic inputs record a node with the same (shape, dtype) instead of
+    // running a kernel.
+    if inputs.iter().any(|t| t.is_symbolic()) {
+        return crate::graph::trace::record(op, inputs, shape, dtype, loc);
+    }
     crate::backend::cpu::execute(&op, inputs, shape, dtype).map_err(|e| e.at(loc))
+}
+
+/// Runs one primitive on concrete inputs (the graph executor's step): inference on the
+/// actual shapes, then the kernel.
+#[inline]
+pub(crate) fn execute(op: &PrimOp, inputs: &[&Tensor]) -> Result<Tensor> {
+    let (shape, dtype) = infer::infer(op, inputs)?;
+    crate::backend::cpu::execute(op, inputs, shape, dtype)
 }

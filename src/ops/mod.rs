@@ -6,6 +6,7 @@
 pub(crate) mod creation;
 pub(crate) mod math;
 pub(crate) mod nn;
+pub(crate) mod print;
 pub(crate) mod reduce;
 pub(crate) mod shape;
 

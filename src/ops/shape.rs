@@ -9,7 +9,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
 use crate::op::{Axes, PrimOp, apply};
-use crate::shape::{Shape, fmt_dims, normalize_axes, normalize_axis};
+use crate::shape::{Shape, UNKNOWN, fmt_dims, normalize_axes, normalize_axis};
 use crate::tensor::Tensor;
 
 /// How `split` divides an axis: into `n` equal parts, or into parts of the given sizes.
@@ -43,37 +43,13 @@ impl From<Vec<usize>> for SplitSpec {
 }
 
 pub(crate) fn reshape_impl(x: &Tensor, dims: &[isize], loc: Loc) -> Result<Tensor> {
-    let bad = |m: String| Error::InvalidArgument { op: "reshape", message: m, location: Some(loc) };
-    let mut infer_at = None;
-    let mut known = 1usize;
-    let mut out = Shape::default();
-    for (i, &d) in dims.iter().enumerate() {
-        if d == -1 {
-            if infer_at.replace(i).is_some() {
-                return Err(bad(format!("only one dim may be -1, found {dims:?}")));
-            }
-            out.0.push(0);
-        } else if d < 0 {
-            return Err(bad(format!("dims must be >= 0 or -1, found {d} in {dims:?}")));
-        } else {
-            known = known.checked_mul(d as usize).ok_or_else(|| bad(format!("shape {dims:?} is too large")))?;
-            out.0.push(d as usize);
-        }
-    }
-    if let Some(i) = infer_at {
-        let n = x.num_elements();
-        if known == 0 || n % known != 0 {
-            return Err(Error::ShapeMismatch {
-                op: "reshape",
-                expected: format!("dims whose product divides {n} (input shape {})", x.shape()),
-                found: format!("{dims:?}"),
-                fix: None,
-                location: Some(loc),
-            });
-        }
-        out.0[i] = n / known;
-    }
-    apply(PrimOp::Reshape(out), &[x], loc)
+    // Inference resolves -1 (again at run time in a graph whose input dims are unknown).
+    apply(PrimOp::Reshape(dims.iter().copied().collect()), &[x], loc)
+}
+
+/// A shape as reshape dims; an unknown dim becomes -1 (inferred when the graph runs).
+fn as_spec(d: usize) -> isize {
+    if d == UNKNOWN { -1 } else { d as isize }
 }
 
 fn transpose_impl(x: &Tensor, perm: &[usize], loc: Loc) -> Result<Tensor> {
@@ -82,7 +58,7 @@ fn transpose_impl(x: &Tensor, perm: &[usize], loc: Loc) -> Result<Tensor> {
 
 fn expand_dims_impl(x: &Tensor, axis: isize, loc: Loc) -> Result<Tensor> {
     let a = normalize_axis("expand_dims", axis, x.rank() + 1).map_err(|e| e.at(loc))?;
-    let mut dims: Vec<isize> = x.shape().iter().map(|&d| d as isize).collect();
+    let mut dims: Vec<isize> = x.shape().iter().map(|&d| as_spec(d)).collect();
     dims.insert(a, 1);
     reshape_impl(x, &dims, loc)
 }
@@ -106,7 +82,7 @@ fn squeeze_impl(x: &Tensor, axes: Option<&[isize]>, loc: Loc) -> Result<Tensor> 
             a
         }
     };
-    let dims: Vec<isize> = (0..x.rank()).filter(|d| !drop.contains(d)).map(|d| x.shape()[d] as isize).collect();
+    let dims: Vec<isize> = (0..x.rank()).filter(|d| !drop.contains(d)).map(|d| as_spec(x.shape()[d])).collect();
     reshape_impl(x, &dims, loc)
 }
 
@@ -137,21 +113,8 @@ fn slice_impl(x: &Tensor, begin: &[usize], size: &[isize], loc: Loc) -> Result<T
             location: Some(loc),
         });
     }
-    let mut sz = Axes::new();
-    for d in 0..x.rank() {
-        sz.push(match size[d] {
-            -1 => x.shape()[d].saturating_sub(begin[d]),
-            s if s >= 0 => s as usize,
-            s => {
-                return Err(Error::InvalidArgument {
-                    op: "slice",
-                    message: format!("size must be >= 0 or -1 (to the end), found {s} on axis {d}"),
-                    location: Some(loc),
-                });
-            }
-        });
-    }
-    apply(PrimOp::Slice { begin: begin.iter().copied().collect(), size: sz }, &[x], loc)
+    // Inference checks the bounds and resolves -1 (to the end of the axis).
+    apply(PrimOp::Slice { begin: begin.iter().copied().collect(), size: size.iter().copied().collect() }, &[x], loc)
 }
 
 fn split_impl(x: &Tensor, spec: SplitSpec, axis: isize, loc: Loc) -> Result<Vec<Tensor>> {

@@ -39,6 +39,8 @@ pub(crate) enum Data {
     /// The same elements as a host tensor, seen with another shape (reshape, expand_dims,
     /// squeeze): zero-copy. The target is always a `Host` tensor, never another alias.
     Alias(Tensor),
+    /// A node of a graph being traced: shape and dtype are known, values are not.
+    Symbolic(crate::graph::trace::Symbol),
 }
 
 impl Tensor {
@@ -78,7 +80,7 @@ impl Tensor {
     /// Where the data lives.
     pub fn device(&self) -> Device {
         match &self.0.data {
-            Data::Host(_) => Device::Cpu,
+            Data::Host(_) | Data::Symbolic(_) => Device::Cpu,
             Data::Alias(t) => t.device(),
         }
     }
@@ -112,37 +114,66 @@ impl Tensor {
         self.0.weak
     }
     /// Whether this tensor is a node of a graph being traced (no values yet).
+    #[inline]
     pub fn is_symbolic(&self) -> bool {
-        false
+        matches!(self.0.data, Data::Symbolic(_))
+    }
+
+    /// The graph node behind a symbolic tensor.
+    pub(crate) fn symbol(&self) -> Option<&crate::graph::trace::Symbol> {
+        match &self.0.data {
+            Data::Symbolic(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A symbolic tensor for `node` of a trace.
+    pub(crate) fn symbolic(sym: crate::graph::trace::Symbol, shape: Shape, dtype: DType) -> Tensor {
+        Tensor(Arc::new(Inner { shape, dtype, weak: false, data: Data::Symbolic(sym) }))
+    }
+
+    /// The error for reading the values of a symbolic tensor in `op`.
+    pub(crate) fn symbolic_error(&self, op: &'static str) -> Error {
+        Error::SymbolicTensor {
+            op,
+            name: self.symbol().map(|s| s.name.clone()).unwrap_or_default(),
+            shape: self.shape().to_string(),
+            dtype: self.dtype().to_string(),
+            location: None,
+        }
     }
     /// Address of the first element of the host buffer: two tensors (or a tensor and an
     /// array) with the same address share memory. Used to prove zero-copy conversions.
+    /// A symbolic tensor has no buffer: its address is null.
     pub fn data_ptr(&self) -> *const u8 {
-        self.buffer().as_ptr()
+        self.host_buffer().map_or(std::ptr::null(), Buffer::as_ptr)
     }
 
-    /// The host buffer, for kernels.
+    /// The host buffer, for kernels (`None` for a symbolic tensor).
     #[inline]
-    pub(crate) fn buffer(&self) -> &Buffer {
+    pub(crate) fn host_buffer(&self) -> Option<&Buffer> {
         match &self.0.data {
-            Data::Host(h) => &h.0,
-            Data::Alias(t) => t.buffer(),
+            Data::Host(h) => Some(&h.0),
+            Data::Alias(t) => t.host_buffer(),
+            Data::Symbolic(_) => None,
         }
     }
 
     /// The same elements seen with another shape of the same size (zero-copy).
     pub(crate) fn alias(&self, shape: Shape) -> Tensor {
         let root = match &self.0.data {
-            Data::Host(_) => self.clone(),
+            Data::Host(_) | Data::Symbolic(_) => self.clone(),
             Data::Alias(t) => t.clone(),
         };
         Tensor(Arc::new(Inner { shape, dtype: self.dtype(), weak: false, data: Data::Alias(root) }))
     }
 
-    /// The host elements as `T`, or `DTypeMismatch` naming `op`.
+    /// The host elements as `T`, or `DTypeMismatch` naming `op` (`SymbolicTensor` when the
+    /// tensor has no values yet).
     #[inline]
     pub(crate) fn host_slice<T: Element>(&self, op: &'static str) -> Result<&[T]> {
-        T::slice(self.buffer()).ok_or_else(|| {
+        let Some(b) = self.host_buffer() else { return Err(self.symbolic_error(op)) };
+        T::slice(b).ok_or_else(|| {
             Error::dtype(
                 op,
                 T::DTYPE.name(),

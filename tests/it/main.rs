@@ -7,6 +7,7 @@ mod common;
 mod creation;
 mod dtypes;
 mod errors;
+mod function;
 mod interop;
 mod op_table;
 mod props;

@@ -40,10 +40,7 @@ pub(crate) fn map2<T: Copy + Sync, U: Send>(a: &[T], b: &[T], out: &mut [U], f: 
     };
     if out.len() >= PAR_MIN {
         let c = chunk_len(out.len());
-        out.par_chunks_mut(c)
-            .zip(a.par_chunks(c))
-            .zip(b.par_chunks(c))
-            .for_each(|((o, a), b)| run(o, a, b));
+        out.par_chunks_mut(c).zip(a.par_chunks(c)).zip(b.par_chunks(c)).for_each(|((o, a), b)| run(o, a, b));
     } else {
         run(out, a, b);
     }

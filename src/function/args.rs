@@ -1,0 +1,230 @@
+//! How a traced function's arguments and outputs cross the boundary: each closure parameter
+//! is a `&Tensor` (traced by dtype and shape) or a host value (part of the cache key by
+//! value, like a Python argument of `tf.function`); outputs are a `Tensor`, a tuple or a
+//! `Vec` of them.
+//!
+//! `Body` is implemented for closures of 1 to 6 parameters with bevy's marker trick: the
+//! bound `Fn(P0, P1)` lets the compiler infer each parameter's kind, and the second bound
+//! `for<'a> Fn(P0::Item<'a>, ...)` lets us call the closure with borrowed tensors.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// A host argument: hashable, comparable and cloneable, so it can key the trace cache.
+pub trait HostValue: Any + Send + Sync + Debug {
+    #[doc(hidden)]
+    fn dyn_eq(&self, other: &dyn HostValue) -> bool;
+    #[doc(hidden)]
+    fn dyn_hash(&self, h: &mut dyn Hasher);
+    #[doc(hidden)]
+    fn clone_box(&self) -> Box<dyn HostValue>;
+    #[doc(hidden)]
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Hash + Eq + Clone + Send + Sync + Debug + 'static> HostValue for T {
+    fn dyn_eq(&self, other: &dyn HostValue) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+    fn dyn_hash(&self, mut h: &mut dyn Hasher) {
+        std::any::TypeId::of::<T>().hash(&mut h);
+        self.hash(&mut h);
+    }
+    fn clone_box(&self) -> Box<dyn HostValue> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// One argument of a call, borrowed.
+#[derive(Clone, Copy)]
+pub enum ArgRef<'a> {
+    /// A tensor argument.
+    Tensor(&'a Tensor),
+    /// A host argument.
+    Host(&'a dyn HostValue),
+}
+
+/// A closure parameter type: `&Tensor` or a host value.
+pub trait Param: 'static {
+    /// The type the closure receives, for any borrow.
+    type Item<'a>;
+    /// Whether this parameter is a tensor.
+    const IS_TENSOR: bool;
+    #[doc(hidden)]
+    fn extract<'a>(a: &ArgRef<'a>) -> Option<Self::Item<'a>>;
+}
+
+impl Param for &'static Tensor {
+    type Item<'a> = &'a Tensor;
+    const IS_TENSOR: bool = true;
+    fn extract<'a>(a: &ArgRef<'a>) -> Option<&'a Tensor> {
+        match a {
+            ArgRef::Tensor(t) => Some(t),
+            ArgRef::Host(_) => None,
+        }
+    }
+}
+
+impl<H: Hash + Eq + Clone + Send + Sync + Debug + 'static> Param for H {
+    type Item<'a> = H;
+    const IS_TENSOR: bool = false;
+    fn extract(a: &ArgRef<'_>) -> Option<H> {
+        match a {
+            ArgRef::Host(h) => h.as_any().downcast_ref::<H>().cloned(),
+            ArgRef::Tensor(_) => None,
+        }
+    }
+}
+
+/// The outputs of a traced function: a `Tensor`, a tuple of tensors or a `Vec`.
+pub trait Outputs: Sized + 'static {
+    #[doc(hidden)]
+    fn flatten(self) -> Vec<Tensor>;
+    #[doc(hidden)]
+    fn unflatten(v: Vec<Tensor>) -> Result<Self>;
+}
+
+fn arity_error(want: usize, got: usize) -> Error {
+    Error::invalid("function", format!("the graph returned {got} outputs, the function's output type holds {want}"))
+}
+
+impl Outputs for Tensor {
+    fn flatten(self) -> Vec<Tensor> {
+        vec![self]
+    }
+    fn unflatten(v: Vec<Tensor>) -> Result<Self> {
+        let n = v.len();
+        let mut it = v.into_iter();
+        match (it.next(), n) {
+            (Some(t), 1) => Ok(t),
+            _ => Err(arity_error(1, n)),
+        }
+    }
+}
+
+impl Outputs for Vec<Tensor> {
+    fn flatten(self) -> Vec<Tensor> {
+        self
+    }
+    fn unflatten(v: Vec<Tensor>) -> Result<Self> {
+        Ok(v)
+    }
+}
+
+macro_rules! tuple_outputs {
+    ($n:literal; $($v:ident: $T:ty),*) => {
+        impl Outputs for ($($T,)*) {
+            fn flatten(self) -> Vec<Tensor> {
+                let ($($v,)*) = self;
+                vec![$($v),*]
+            }
+            fn unflatten(v: Vec<Tensor>) -> Result<Self> {
+                let n = v.len();
+                let mut it = v.into_iter();
+                $(let $v = it.next().ok_or_else(|| arity_error($n, n))?;)*
+                if it.next().is_some() {
+                    return Err(arity_error($n, n));
+                }
+                Ok(($($v,)*))
+            }
+        }
+    };
+}
+tuple_outputs!(2; a: Tensor, b: Tensor);
+tuple_outputs!(3; a: Tensor, b: Tensor, c: Tensor);
+tuple_outputs!(4; a: Tensor, b: Tensor, c: Tensor, d: Tensor);
+
+/// A closure that can be traced: 1 to 6 parameters, each a `&Tensor` or a host value.
+pub trait Body<M>: Send + Sync + 'static {
+    /// What the closure returns inside `Result`.
+    type Output: Outputs;
+    /// Per parameter, whether it is a tensor.
+    fn kinds() -> Vec<bool>;
+    #[doc(hidden)]
+    fn invoke(&self, args: &[ArgRef<'_>]) -> Result<Self::Output>;
+}
+
+macro_rules! body_impl {
+    ($($P:ident),*) => {
+        impl<F, R, $($P: Param),*> Body<fn($($P,)*) -> R> for F
+        where
+            F: Fn($($P),*) -> Result<R> + for<'a> Fn($($P::Item<'a>),*) -> Result<R> + Send + Sync + 'static,
+            R: Outputs,
+        {
+            type Output = R;
+            fn kinds() -> Vec<bool> {
+                vec![$($P::IS_TENSOR),*]
+            }
+            #[allow(non_snake_case)]
+            fn invoke(&self, args: &[ArgRef<'_>]) -> Result<R> {
+                let mut it = args.iter();
+                $(
+                    let $P = it.next().and_then(|a| $P::extract(a)).ok_or_else(|| {
+                        Error::invalid("function", "argument kinds do not match the function's parameters")
+                    })?;
+                )*
+                (self)($($P),*)
+            }
+        }
+    };
+}
+body_impl!(P0);
+body_impl!(P0, P1);
+body_impl!(P0, P1, P2);
+body_impl!(P0, P1, P2, P3);
+body_impl!(P0, P1, P2, P3, P4);
+body_impl!(P0, P1, P2, P3, P4, P5);
+
+/// One argument as passed to `call`: a tensor (`&Tensor` or `Tensor`) or a host value.
+pub trait CallArg {
+    #[doc(hidden)]
+    fn arg_ref(&self) -> ArgRef<'_>;
+}
+impl CallArg for &Tensor {
+    fn arg_ref(&self) -> ArgRef<'_> {
+        ArgRef::Tensor(self)
+    }
+}
+impl CallArg for Tensor {
+    fn arg_ref(&self) -> ArgRef<'_> {
+        ArgRef::Tensor(self)
+    }
+}
+impl<H: Hash + Eq + Clone + Send + Sync + Debug + 'static> CallArg for H {
+    fn arg_ref(&self) -> ArgRef<'_> {
+        ArgRef::Host(self)
+    }
+}
+
+/// The arguments of one call: a single `&Tensor`, or a tuple of 1 to 6 arguments.
+pub trait CallArgs {
+    #[doc(hidden)]
+    fn arg_refs(&self) -> Vec<ArgRef<'_>>;
+}
+impl CallArgs for &Tensor {
+    fn arg_refs(&self) -> Vec<ArgRef<'_>> {
+        vec![ArgRef::Tensor(self)]
+    }
+}
+macro_rules! call_args {
+    ($($A:ident $i:tt),*) => {
+        impl<$($A: CallArg),*> CallArgs for ($($A,)*) {
+            fn arg_refs(&self) -> Vec<ArgRef<'_>> {
+                vec![$(self.$i.arg_ref()),*]
+            }
+        }
+    };
+}
+call_args!(A 0);
+call_args!(A 0, B 1);
+call_args!(A 0, B 1, C 2);
+call_args!(A 0, B 1, C 2, D 3);
+call_args!(A 0, B 1, C 2, D 3, E 4);
+call_args!(A 0, B 1, C 2, D 3, E 4, G 5);

@@ -1,0 +1,331 @@
+//! `ff::function`, the `tf.function` of ferroflow: the first call with a new signature
+//! traces the closure once with symbolic tensors into a graph, compiles it and caches the
+//! result; later calls with the same signature run the cached graph. The cache key follows
+//! TensorFlow: per tensor argument its dtype and shape, per host argument its value.
+
+mod args;
+mod spec;
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub use args::{ArgRef, Body, CallArg, CallArgs, HostValue, Outputs, Param};
+pub use spec::TensorSpec;
+
+use crate::error::{Error, Result};
+use crate::graph::exec::Plan;
+use crate::graph::ir::Graph;
+use crate::graph::trace::{TraceGraph, output_node, with_trace};
+use crate::tensor::Tensor;
+
+/// Options of a traced function (`tf.function`'s keyword arguments).
+#[derive(Clone, Debug, Default)]
+pub struct FunctionOptions {
+    /// A name for messages and graph text (default `"function"`).
+    pub name: Option<String>,
+    /// When set, exactly one trace serves every call whose tensors fit these specs
+    /// (`None` dims match any size); other inputs are `Error::SignatureMismatch`.
+    pub input_signature: Option<Vec<TensorSpec>>,
+    /// After the second distinct shape of an argument, trace with unknown dims instead of
+    /// retracing for every new shape.
+    pub reduce_retracing: bool,
+    /// Names of the tensor arguments in graph text (`x`, `y`, ... by default).
+    pub arg_names: Option<Vec<String>>,
+}
+
+/// One part of a cache key.
+enum KeyPart {
+    Tensor(TensorSpec),
+    Host(Box<dyn HostValue>),
+}
+
+impl PartialEq for KeyPart {
+    fn eq(&self, o: &KeyPart) -> bool {
+        match (self, o) {
+            (KeyPart::Tensor(a), KeyPart::Tensor(b)) => a == b,
+            (KeyPart::Host(a), KeyPart::Host(b)) => a.dyn_eq(b.as_ref()),
+            _ => false,
+        }
+    }
+}
+impl Eq for KeyPart {}
+impl Hash for KeyPart {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            KeyPart::Tensor(s) => s.hash(h),
+            KeyPart::Host(v) => v.dyn_hash(h),
+        }
+    }
+}
+impl std::fmt::Debug for KeyPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyPart::Tensor(s) => write!(f, "{s}"),
+            KeyPart::Host(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+#[derive(PartialEq, Eq, Hash, Debug)]
+struct Key(Vec<KeyPart>);
+
+/// A traced graph for one signature, compiled and ready to run.
+pub struct ConcreteFunction {
+    name: String,
+    specs: Vec<TensorSpec>,
+    graph: Graph,
+    plan: Plan,
+}
+
+impl ConcreteFunction {
+    /// The recorded graph (`Display` is the text IR; `to_dot()` gives Graphviz).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    /// The specs of the tensor arguments this graph was traced for.
+    pub fn input_specs(&self) -> &[TensorSpec] {
+        &self.specs
+    }
+    /// Runs the graph on tensor arguments, which must fit the traced specs.
+    #[track_caller]
+    pub fn call(&self, args: &[&Tensor]) -> Result<Vec<Tensor>> {
+        self.check(args)?;
+        self.plan.run(args)
+    }
+    fn check(&self, args: &[&Tensor]) -> Result<()> {
+        if args.len() != self.specs.len() {
+            return Err(Error::SignatureMismatch {
+                function: self.name.clone(),
+                index: args.len().min(self.specs.len()),
+                expected: format!("{} tensor arguments", self.specs.len()),
+                found: format!("{} tensor arguments", args.len()),
+            });
+        }
+        for (i, (t, s)) in args.iter().zip(&self.specs).enumerate() {
+            if !s.fits(t) {
+                return Err(Error::SignatureMismatch {
+                    function: self.name.clone(),
+                    index: i,
+                    expected: s.to_string(),
+                    found: TensorSpec::of(t).to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Inner<F> {
+    body: F,
+    name: String,
+    options: FunctionOptions,
+    /// One slot per signature; the slot's lock is held while tracing, so concurrent
+    /// callers with one signature trace it once.
+    cache: Mutex<HashMap<Key, Arc<Mutex<Option<Arc<ConcreteFunction>>>>>>,
+    traces: AtomicUsize,
+    /// Whether each of the last 10 calls traced, for the retracing warning.
+    recent: Mutex<VecDeque<bool>>,
+    warnings: AtomicUsize,
+    /// Shapes seen per tensor argument, for `reduce_retracing`.
+    seen: Mutex<Vec<Vec<TensorSpec>>>,
+}
+
+/// A traced function: see the module docs. `Send + Sync`; cloning shares the cache.
+pub struct Function<M, F: Body<M>> {
+    inner: Arc<Inner<F>>,
+    _marker: PhantomData<fn() -> M>,
+}
+
+impl<M, F: Body<M>> Clone for Function<M, F> {
+    fn clone(&self) -> Self {
+        Function { inner: self.inner.clone(), _marker: PhantomData }
+    }
+}
+
+/// Wraps a closure of 1 to 6 arguments (each `&Tensor` or a host value) as a traced
+/// function.
+pub fn function<M, F: Body<M>>(body: F) -> Function<M, F> {
+    function_with(FunctionOptions::default(), body)
+}
+
+/// `function` with options: an input signature, `reduce_retracing`, a name.
+pub fn function_with<M, F: Body<M>>(options: FunctionOptions, body: F) -> Function<M, F> {
+    let name = options.name.clone().unwrap_or_else(|| "function".to_string());
+    Function {
+        inner: Arc::new(Inner {
+            body,
+            name,
+            options,
+            cache: Mutex::new(HashMap::new()),
+            traces: AtomicUsize::new(0),
+            recent: Mutex::new(VecDeque::new()),
+            warnings: AtomicUsize::new(0),
+            seen: Mutex::new(Vec::new()),
+        }),
+        _marker: PhantomData,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const DEFAULT_NAMES: [&str; 6] = ["x", "y", "z", "w", "u", "v"];
+
+impl<M, F: Body<M>> Function<M, F> {
+    /// How many times the body has been traced.
+    pub fn tracing_count(&self) -> usize {
+        self.inner.traces.load(Ordering::Relaxed)
+    }
+
+    /// Calls the function: traces on a new signature, then runs the cached graph. With
+    /// `ff::config::run_functions_eagerly(true)` the body runs eagerly instead.
+    #[track_caller]
+    pub fn call(&self, args: impl CallArgs) -> Result<F::Output> {
+        let refs = args.arg_refs();
+        self.check_kinds(&refs)?;
+        if crate::config::functions_run_eagerly() {
+            return self.inner.body.invoke(&refs);
+        }
+        let (cf, traced) = self.concrete_for(&refs)?;
+        self.note_call(traced, &refs);
+        let tensors: Vec<&Tensor> = refs.iter().filter_map(|a| if let ArgRef::Tensor(t) = a { Some(*t) } else { None }).collect();
+        let outs = cf.plan.run(&tensors)?;
+        F::Output::unflatten(outs)
+    }
+
+    /// Traces (without running) for tensor arguments of these specs and host values, and
+    /// returns the concrete function (shared with the cache).
+    pub fn get_concrete_function(&self, args: impl CallArgs) -> Result<Arc<ConcreteFunction>> {
+        let refs = args.arg_refs();
+        self.check_kinds(&refs)?;
+        Ok(self.concrete_for(&refs)?.0)
+    }
+
+    fn check_kinds(&self, refs: &[ArgRef<'_>]) -> Result<()> {
+        let kinds = F::kinds();
+        let got: Vec<bool> = refs.iter().map(|a| matches!(a, ArgRef::Tensor(_))).collect();
+        if kinds != got {
+            let show = |k: &[bool]| k.iter().map(|t| if *t { "tensor" } else { "host value" }).collect::<Vec<_>>().join(", ");
+            return Err(Error::SignatureMismatch {
+                function: self.inner.name.clone(),
+                index: kinds.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(kinds.len().min(got.len())),
+                expected: format!("({})", show(&kinds)),
+                found: format!("({})", show(&got)),
+            });
+        }
+        Ok(())
+    }
+
+    /// The key of a call, after `input_signature` and `reduce_retracing` generalisation.
+    fn key(&self, refs: &[ArgRef<'_>]) -> Result<Key> {
+        let opts = &self.inner.options;
+        let mut parts = Vec::with_capacity(refs.len());
+        let mut ti = 0;
+        for a in refs {
+            match a {
+                ArgRef::Host(h) => parts.push(KeyPart::Host(h.clone_box())),
+                ArgRef::Tensor(t) => {
+                    let exact = TensorSpec::of(t);
+                    let spec = if let Some(sig) = &opts.input_signature {
+                        let s = sig.get(ti).ok_or_else(|| Error::SignatureMismatch {
+                            function: self.inner.name.clone(),
+                            index: ti,
+                            expected: format!("{} tensor arguments (the input_signature)", sig.len()),
+                            found: format!("at least {} tensor arguments", ti + 1),
+                        })?;
+                        if !s.fits(t) {
+                            return Err(Error::SignatureMismatch {
+                                function: self.inner.name.clone(),
+                                index: ti,
+                                expected: s.to_string(),
+                                found: exact.to_string(),
+                            });
+                        }
+                        s.clone()
+                    } else if opts.reduce_retracing {
+                        let mut seen = lock(&self.inner.seen);
+                        if seen.len() <= ti {
+                            seen.resize(ti + 1, Vec::new());
+                        }
+                        let s = &mut seen[ti];
+                        if !s.contains(&exact) {
+                            s.push(exact.clone());
+                        }
+                        if s.len() >= 2 { exact.generalized_against(&s[0]) } else { exact }
+                    } else {
+                        exact
+                    };
+                    parts.push(KeyPart::Tensor(spec));
+                    ti += 1;
+                }
+            }
+        }
+        Ok(Key(parts))
+    }
+
+    /// The concrete function for these arguments, tracing it first if needed.
+    fn concrete_for(&self, refs: &[ArgRef<'_>]) -> Result<(Arc<ConcreteFunction>, bool)> {
+        let key = self.key(refs)?;
+        let specs: Vec<TensorSpec> = key.0.iter().filter_map(|p| if let KeyPart::Tensor(s) = p { Some(s.clone()) } else { None }).collect();
+        let slot = lock(&self.inner.cache).entry(key).or_default().clone();
+        let mut slot = lock(&slot);
+        if let Some(cf) = slot.as_ref() {
+            return Ok((cf.clone(), false));
+        }
+        let cf = Arc::new(self.trace(refs, specs)?);
+        *slot = Some(cf.clone());
+        Ok((cf, true))
+    }
+
+    fn trace(&self, refs: &[ArgRef<'_>], specs: Vec<TensorSpec>) -> Result<ConcreteFunction> {
+        self.inner.traces.fetch_add(1, Ordering::Relaxed);
+        let trace = TraceGraph::new();
+        let names = self.inner.options.arg_names.clone();
+        let mut symbols: Vec<Tensor> = Vec::new();
+        for (i, s) in specs.iter().enumerate() {
+            let name = names.as_ref().and_then(|n| n.get(i).cloned()).unwrap_or_else(|| DEFAULT_NAMES.get(i).map_or(format!("arg{i}"), |s| s.to_string()));
+            symbols.push(trace.add_input(i, &name, s.trace_shape(), s.dtype));
+        }
+        let mut it = symbols.iter();
+        let sym_refs: Vec<ArgRef<'_>> = refs.iter().map(|a| match a {
+            ArgRef::Tensor(_) => it.next().map_or(*a, ArgRef::Tensor),
+            ArgRef::Host(_) => *a,
+        }).collect();
+        let outs = with_trace(&trace, || self.inner.body.invoke(&sym_refs))?.flatten();
+        let outputs = with_trace(&trace, || outs.iter().map(|t| output_node(&trace, t)).collect::<Result<Vec<_>>>())?;
+        let mut graph = std::mem::take(&mut *trace.lock());
+        graph.outputs = outputs;
+        drop(symbols);
+        graph.verify()?;
+        let plan = Plan::compile(&graph)?;
+        Ok(ConcreteFunction { name: self.inner.name.clone(), specs, graph, plan })
+    }
+
+    /// Records whether this call traced; warns (at most twice per function) when at least
+    /// 5 of the last 10 calls traced, as TensorFlow does.
+    fn note_call(&self, traced: bool, refs: &[ArgRef<'_>]) {
+        let mut r = lock(&self.inner.recent);
+        r.push_back(traced);
+        if r.len() > 10 {
+            r.pop_front();
+        }
+        let n = r.iter().filter(|t| **t).count();
+        if traced && n >= 5 && self.inner.warnings.load(Ordering::Relaxed) < 2 {
+            self.inner.warnings.fetch_add(1, Ordering::Relaxed);
+            let sig: Vec<String> = refs.iter().map(|a| match a {
+                ArgRef::Tensor(t) => TensorSpec::of(t).to_string(),
+                ArgRef::Host(h) => format!("{h:?}"),
+            }).collect();
+            log::warn!(
+                "{n} out of the last {} calls to {} triggered retracing (the last with arguments ({})). Retracing happens for every new tensor dtype or shape and every new host-argument value; it is expensive. Pass tensors instead of changing host values, use an input_signature with None dims, or set reduce_retracing: true.",
+                r.len(),
+                self.inner.name,
+                sig.join(", ")
+            );
+        }
+    }
+}

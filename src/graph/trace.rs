@@ -1,0 +1,150 @@
+//! Recording ops while a function is traced. A trace owns the graph being built; symbolic
+//! tensors point at its nodes. `op::apply` calls `record` instead of a kernel whenever an
+//! input is symbolic, after the same inference eager mode runs, so both modes agree on
+//! every shape, dtype and error.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use smallvec::SmallVec;
+
+use super::ir::{Graph, Node, NodeId, NodeOp};
+use crate::dtype::DType;
+use crate::error::{Error, Loc, Result};
+use crate::op::PrimOp;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// A graph under construction (shared by the symbolic tensors that point into it).
+pub(crate) struct TraceGraph {
+    pub(crate) graph: Mutex<Graph>,
+    /// Concrete tensors already captured as constants, by buffer address.
+    consts: Mutex<HashMap<usize, NodeId>>,
+}
+
+/// What a symbolic tensor is: a node of a trace, with a readable name (`x:0`, `%7`).
+#[derive(Clone)]
+pub(crate) struct Symbol {
+    pub(crate) trace: Arc<TraceGraph>,
+    pub(crate) node: NodeId,
+    pub(crate) name: String,
+}
+
+thread_local! {
+    /// The traces being built on this thread, innermost last.
+    static ACTIVE: RefCell<Vec<Arc<TraceGraph>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl TraceGraph {
+    pub(crate) fn new() -> Arc<TraceGraph> {
+        Arc::new(TraceGraph { graph: Mutex::new(Graph::default()), consts: Mutex::new(HashMap::new()) })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Graph> {
+        // A poisoned lock only means a panic elsewhere; the graph itself is still valid.
+        self.graph.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds argument `i` named `name` and returns its symbolic tensor.
+    pub(crate) fn add_input(self: &Arc<Self>, i: usize, name: &str, shape: Shape, dtype: DType) -> Tensor {
+        let mut g = self.lock();
+        let id = g.add(Node { op: NodeOp::Input(i), inputs: SmallVec::new(), shape: shape.clone(), dtype, loc: None });
+        g.inputs.push(id);
+        g.input_names.push(name.to_string());
+        let name = g.tensor_name(id);
+        drop(g);
+        Tensor::symbolic(Symbol { trace: self.clone(), node: id, name }, shape, dtype)
+    }
+
+    fn add_node(self: &Arc<Self>, op: NodeOp, inputs: SmallVec<[NodeId; 3]>, shape: Shape, dtype: DType, loc: Option<Loc>) -> Tensor {
+        let mut g = self.lock();
+        let id = g.add(Node { op, inputs, shape: shape.clone(), dtype, loc });
+        let name = g.tensor_name(id);
+        drop(g);
+        Tensor::symbolic(Symbol { trace: self.clone(), node: id, name }, shape, dtype)
+    }
+
+    /// The node for `t` in this trace: its own node, or a constant capturing a concrete
+    /// tensor. A symbolic tensor of another (finished or outer) trace is an error.
+    fn node_of(self: &Arc<Self>, t: &Tensor, op: &'static str) -> Result<NodeId> {
+        if let Some(s) = t.symbol() {
+            if Arc::ptr_eq(&s.trace, self) {
+                return Ok(s.node);
+            }
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "symbolic tensor {} belongs to another traced function (it escaped from the trace that made it): return it from that function and use the returned value",
+                    s.name
+                ),
+            ));
+        }
+        let key = t.data_ptr() as usize;
+        let mut consts = self.consts.lock().unwrap_or_else(|p| p.into_inner());
+        if key != 0 {
+            if let Some(id) = consts.get(&key) {
+                return Ok(*id);
+            }
+        }
+        let c = self.add_node(NodeOp::Const(t.strong()), SmallVec::new(), t.shape().clone(), t.dtype(), None);
+        let id = c.symbol().map(|s| s.node).ok_or_else(|| Error::invalid(op, "constant capture failed"))?;
+        if key != 0 {
+            consts.insert(key, id);
+        }
+        Ok(id)
+    }
+}
+
+/// The trace being built on this thread, if any.
+pub(crate) fn active() -> Option<Arc<TraceGraph>> {
+    ACTIVE.with(|a| a.borrow().last().cloned())
+}
+
+/// Runs `f` with `trace` as this thread's active trace.
+pub(crate) fn with_trace<R>(trace: &Arc<TraceGraph>, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            ACTIVE.with(|a| a.borrow_mut().pop());
+        }
+    }
+    ACTIVE.with(|a| a.borrow_mut().push(trace.clone()));
+    let _pop = Pop;
+    f()
+}
+
+/// Records `op` on symbolic inputs as a node with the inferred `shape` and `dtype`.
+pub(crate) fn record(op: PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType, loc: Loc) -> Result<Tensor> {
+    let name = op.name();
+    let Some(trace) = inputs.iter().find_map(|t| t.symbol()).map(|s| s.trace.clone()) else {
+        return Err(Error::invalid(name, "record called without symbolic inputs"));
+    };
+    let is_active = active().is_some_and(|a| Arc::ptr_eq(&a, &trace));
+    if !is_active {
+        let s = inputs.iter().find_map(|t| t.symbol()).map(|s| s.name.clone()).unwrap_or_default();
+        return Err(Error::InvalidArgument {
+            op: name,
+            message: format!(
+                "symbolic tensor {s} is used outside the traced function that made it (it escaped, e.g. through a captured variable): return it from the function and use the returned value"
+            ),
+            location: Some(loc),
+        });
+    }
+    let ids = inputs.iter().map(|t| trace.node_of(t, name)).collect::<Result<SmallVec<[NodeId; 3]>>>().map_err(|e| e.at(loc))?;
+    Ok(trace.add_node(NodeOp::Prim(op), ids, shape, dtype, Some(loc)))
+}
+
+/// Records `ff::print(x)` (a side effect that runs on every call).
+pub(crate) fn record_print(x: &Tensor, loc: Loc) -> Result<Tensor> {
+    let Some(trace) = x.symbol().map(|s| s.trace.clone()) else {
+        return Err(Error::invalid("print", "record_print called without a symbolic input"));
+    };
+    let id = trace.node_of(x, "print").map_err(|e| e.at(loc))?;
+    Ok(trace.add_node(NodeOp::Print, smallvec::smallvec![id], x.shape().clone(), x.dtype(), Some(loc)))
+}
+
+/// The node of an output tensor of the body (capturing a concrete one as a constant).
+pub(crate) fn output_node(trace: &Arc<TraceGraph>, t: &Tensor) -> Result<NodeId> {
+    trace.node_of(t, "function output")
+}

@@ -1,0 +1,168 @@
+//! Traced functions (`ff::function`): tracing, the cache and TensorFlow's retracing rules,
+//! symbolic-tensor errors, side effects, concrete functions and graph inspection.
+
+use ferroflow as ff;
+use ff::{DType, Error, Tensor, TensorSpec};
+
+fn t32(v: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(v, shape).unwrap()
+}
+
+#[test]
+fn traced_result_equals_eager() {
+    let body = |x: &Tensor, y: &Tensor| -> ff::Result<Tensor> { ((x * y)? + 1.0f32)?.relu() };
+    let f = ff::function(body);
+    let (a, b) = (t32(&[1.0, -2.0, 3.0], &[3]), t32(&[2.0, 2.0, -1.0], &[3]));
+    let got = f.call((&a, &b)).unwrap().to_ndarray::<f32>().unwrap();
+    let want = body(&a, &b).unwrap().to_ndarray::<f32>().unwrap();
+    assert_eq!(got, want);
+    assert_eq!(f.tracing_count(), 1);
+}
+
+#[test]
+fn retracing_follows_tensorflow() {
+    // T7: same dtype and shape reuses; new dtype, new shape or new host value retraces.
+    let f = ff::function(|x: &Tensor, k: i64| -> ff::Result<Tensor> { x * k });
+    let i1 = Tensor::scalar(1i32);
+    let i2 = Tensor::scalar(2i32);
+    f.call((&i1, 1i64)).unwrap();
+    f.call((&i2, 1i64)).unwrap();
+    assert_eq!(f.tracing_count(), 1);
+    f.call((&Tensor::scalar(1.0f32), 1i64)).unwrap();
+    assert_eq!(f.tracing_count(), 2);
+    f.call((&t32(&[1.0, 2.0], &[2]), 1i64)).unwrap();
+    assert_eq!(f.tracing_count(), 3);
+    f.call((&t32(&[5.0, 6.0], &[2]), 1i64)).unwrap();
+    assert_eq!(f.tracing_count(), 3);
+    f.call((&t32(&[1.0, 2.0], &[2]), 2i64)).unwrap();
+    assert_eq!(f.tracing_count(), 4);
+    f.call((&t32(&[1.0, 2.0], &[2]), 2i64)).unwrap();
+    assert_eq!(f.tracing_count(), 4);
+}
+
+#[test]
+fn symbolic_tensors_refuse_host_reads() {
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+        let e = x.to_ndarray::<f32>().unwrap_err();
+        assert!(matches!(e, Error::SymbolicTensor { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("x:0") && msg.contains("[2]") && msg.contains("f32") && msg.contains("run_functions_eagerly"), "{msg}");
+        assert!(matches!(x.as_ndarray::<f32>(), Err(Error::SymbolicTensor { .. })));
+        assert!(matches!(x.reduce_sum(None, false)?.to_scalar::<f32>(), Err(Error::SymbolicTensor { .. })));
+        x.exp()
+    });
+    let a = t32(&[0.0, 1.0], &[2]);
+    let out = f.call(&a).unwrap();
+    assert_eq!(out.to_ndarray::<f32>().unwrap(), a.exp().unwrap().to_ndarray::<f32>().unwrap());
+}
+
+#[test]
+fn run_functions_eagerly_runs_the_body_every_call() {
+    ff::config::with_functions_run_eagerly(true, || {
+        let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+            let v = x.to_ndarray::<f32>()?; // works eagerly
+            Ok(Tensor::from(v.mapv(|e| e * 2.0)))
+        });
+        let a = t32(&[1.0, 2.0], &[2]);
+        assert_eq!(f.call(&a).unwrap().to_ndarray::<f32>().unwrap().as_slice().unwrap(), &[2.0, 4.0]);
+        assert_eq!(f.tracing_count(), 0);
+    });
+}
+
+#[test]
+fn print_runs_every_call_and_host_code_only_while_tracing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HOST: AtomicUsize = AtomicUsize::new(0);
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+        HOST.fetch_add(1, Ordering::SeqCst);
+        ff::print(x)?;
+        x + 1.0f32
+    });
+    let a = t32(&[1.0], &[1]);
+    let (_, out) = ff::capture_prints(|| {
+        for _ in 0..3 {
+            f.call(&a).unwrap();
+        }
+    });
+    assert_eq!(HOST.load(Ordering::SeqCst), 1);
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+#[test]
+fn input_signature_gives_one_trace_and_rejects_misfits() {
+    let opts = ff::FunctionOptions {
+        input_signature: Some(vec![TensorSpec::new(&[None, Some(3)], DType::F32)]),
+        ..Default::default()
+    };
+    let f = ff::function_with(opts, |x: &Tensor| -> ff::Result<Tensor> { x.reduce_sum(Some(&[1]), false)?.reshape(&[-1, 1]) });
+    for n in 1..4 {
+        let x = ff::ones(&[n, 3], DType::F32).unwrap();
+        let y = f.call(&x).unwrap();
+        assert_eq!(y.shape().dims(), &[n, 1]);
+        assert_eq!(y.to_ndarray::<f32>().unwrap().iter().copied().collect::<Vec<_>>(), vec![3.0; n]);
+    }
+    assert_eq!(f.tracing_count(), 1);
+    let e = f.call(&ff::ones(&[2, 4], DType::F32).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::SignatureMismatch { index: 0, .. }), "{e}");
+    let e = f.call(&ff::ones(&[2, 3], DType::F64).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::SignatureMismatch { .. }), "{e}");
+}
+
+#[test]
+fn reduce_retracing_generalizes_after_the_second_shape() {
+    let f = ff::function_with(ff::FunctionOptions { reduce_retracing: true, ..Default::default() }, |x: &Tensor| -> ff::Result<Tensor> { x * 2.0f32 });
+    for n in 1..=5 {
+        let y = f.call(&ff::ones(&[n], DType::F32).unwrap()).unwrap();
+        assert_eq!(y.shape().dims(), &[n]);
+    }
+    assert_eq!(f.tracing_count(), 2);
+}
+
+#[test]
+fn graph_text_is_exact() {
+    let f = ff::function(|x: &Tensor, y: &Tensor| -> ff::Result<Tensor> { ((x * y)? + 1.0f32)?.relu() });
+    let spec = Tensor::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+    let cf = f.get_concrete_function((&spec, &spec)).unwrap();
+    assert_eq!(f.tracing_count(), 1);
+    let want = "graph(x:0: f32[2], y:0: f32[2]) {
+  %2: f32[2] = mul x:0 y:0
+  %3: f32[] = const 1.
+  %4: f32[2] = add %2 %3
+  %5: f32[2] = relu %4
+  return (%5)
+}";
+    assert_eq!(cf.graph().to_string(), want);
+    cf.graph().verify().unwrap();
+    assert!(cf.graph().to_dot().starts_with("digraph {"));
+}
+
+#[test]
+fn errors_while_running_name_the_node_and_the_users_line() {
+    let f = ff::function(|x: &Tensor, i: &Tensor| -> ff::Result<Tensor> { x.gather(i, 0) });
+    let x = t32(&[1.0, 2.0], &[2]);
+    let bad = Tensor::from_slice(&[5i64], &[1]).unwrap();
+    let e = f.call((&x, &bad)).unwrap_err();
+    assert!(matches!(e, Error::IndexOutOfBounds { index: 5, .. }), "{e}");
+    let loc = e.location().unwrap();
+    assert!(loc.file().ends_with("function.rs"), "{loc}");
+    assert!(loc.node().is_some(), "{e}");
+    assert!(e.to_string().contains("graph node %"), "{e}");
+}
+
+#[test]
+fn functions_are_send_and_sync_and_trace_each_signature_once() {
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> { x.square() });
+    std::thread::scope(|s| {
+        for k in 0..8 {
+            let f = &f;
+            s.spawn(move || {
+                let n = 1 + k % 2;
+                let x = ff::ones(&[n], DType::F32).unwrap();
+                for _ in 0..20 {
+                    assert_eq!(f.call(&x).unwrap().shape().dims(), &[n]);
+                }
+            });
+        }
+    });
+    assert_eq!(f.tracing_count(), 2);
+}
