@@ -18,10 +18,10 @@ fn main() -> ff::Result<()> {
     let n = 200;
     let x = ff::random::normal(&[n, 4], ff::DType::F64, Some(3))?;
     let a = (ff::matmul_with(&x, &x, true, false)? / n as f64 + ff::eye(4, ff::DType::F64)?)?;
-    println!("A = {a}");
 
     // ---- Eigenvalues on the host with nalgebra -------------------------------------------
     let host = a.to_ndarray::<f64>()?; // one copy, into an array we own
+    println!("A =\n{host:.4}");
     let m = DMatrix::from_row_slice(4, 4, host.as_slice().expect("to_ndarray is row-major and contiguous"));
     let eig = SymmetricEigen::new(m.clone());
     let mut values: Vec<f64> = eig.eigenvalues.iter().copied().collect();
@@ -53,10 +53,10 @@ fn main() -> ff::Result<()> {
     let robust_ptr = robust.as_ptr() as *const u8;
     let robust = ff::Tensor::from(robust); // moves the result back: no copy
     assert_eq!(robust.data_ptr(), robust_ptr);
-    println!("robust-scaled scores = {robust}");
+    println!("robust-scaled scores =\n{robust}");
     // ... and the pipeline continues with tensor ops: which entries are outliers?
     let outliers = robust.abs()?.greater(3.5f32)?;
-    println!("outliers = {outliers}");
+    println!("outliers =\n{outliers}");
     assert_eq!(outliers.to_ndarray::<bool>()?.iter().filter(|&&b| b).count(), 2);
     Ok(())
 }

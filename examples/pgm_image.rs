@@ -54,7 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A tiny preview: every 16th pixel of the grayscale image as ASCII shades.
     let shades = b" .:-=+*#%@";
     for row in gray_host.outer_iter().step_by(16) {
-        let line: String = row.iter().step_by(8).map(|&v| shades[v as usize * (shades.len() - 1) / 255] as char).collect();
+        let line: String =
+            row.iter().step_by(8).map(|&v| shades[v as usize * (shades.len() - 1) / 255] as char).collect();
         println!("  {line}");
     }
 
@@ -89,14 +90,16 @@ fn svg_plot(x: &[f32], series: &[(&str, Vec<f32>, &str)]) -> String {
     let (y0, y1) = (-1.25f32, 3.25f32);
     let px = |v: f32| pad + (v - x0) / (x1 - x0) * (w - 2.0 * pad);
     let py = |v: f32| h - pad - (v - y0) / (y1 - y0) * (h - 2.0 * pad);
-    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif">"#);
+    let mut s =
+        format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif">"#);
     s.push_str(r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = write!(s, r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="gray"/>"#, px(x0), py(0.0), px(x1), py(0.0));
     let _ = write!(s, r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="gray"/>"#, px(0.0), py(y0), px(0.0), py(y1));
     for (i, (name, y, color)) in series.iter().enumerate() {
         let pts: Vec<String> = x.iter().zip(y).map(|(&a, &b)| format!("{:.1},{:.1}", px(a), py(b))).collect();
         let _ = write!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.join(" "));
-        let _ = write!(s, r#"<text x="{}" y="{}" fill="{color}">{name}</text>"#, pad + 10.0, pad + 16.0 * (i as f32 + 1.0));
+        let _ =
+            write!(s, r#"<text x="{}" y="{}" fill="{color}">{name}</text>"#, pad + 10.0, pad + 16.0 * (i as f32 + 1.0));
     }
     s.push_str("</svg>\n");
     s
@@ -116,7 +119,8 @@ fn ascii_plot(x: &[f32], series: &[(&str, Vec<f32>, &str)], cols: usize, rows: u
             grid[r][c] = mark;
         }
     }
-    let mut out = format!("  y in [{y0}, {y1}], x in [{}, {}]; s = sigmoid, t = tanh, g = gelu\n", x[0], x[x.len() - 1]);
+    let mut out =
+        format!("  y in [{y0}, {y1}], x in [{}, {}]; s = sigmoid, t = tanh, g = gelu\n", x[0], x[x.len() - 1]);
     for row in grid {
         out.push_str("  |");
         out.extend(row);

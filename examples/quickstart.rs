@@ -15,37 +15,37 @@ fn main() -> ff::Result<()> {
     let s = ff::Tensor::scalar(0.5f32); // rank 0
     let r = ff::arange(0i32, 6, 1)?; // i32, because the literals are i32
     let z = ff::zeros(&[2, 2], ff::DType::F64)?;
-    println!("a = {a}");
-    println!("b = {b}");
-    println!("s = {s}");
-    println!("r = {r}");
-    println!("z = {z}");
+    show("a", &a);
+    show("b", &b);
+    show("s", &s);
+    show("r", &r);
+    show("z", &z);
     println!("a has shape {}, dtype {}, rank {}, {} elements", a.shape(), a.dtype(), a.rank(), a.num_elements());
 
     // ---- 2. Ops, broadcasting and operators ---------------------------------------------
     section("ops with broadcasting");
     // [2, 3] + [3]: b is broadcast over the rows, as in NumPy.
     let c = (&a + &b)?;
-    println!("a + b        = {c}");
+    show("a + b", &c);
     // Operators return Result, and a Result on the left chains without `?` in between.
     let y = (&a * &s + &b)?.relu()?;
-    println!("relu(a*s + b) = {y}");
+    show("relu(a * s + b)", &y);
     // Every op is also a free function; a column [2, 1] against a row [3] gives [2, 3].
     let col = ff::Tensor::from_slice(&[1.0f32, -1.0], &[2, 1])?;
-    println!("col * b      = {}", ff::mul(&col, &b)?);
-    println!("row sums     = {}", a.reduce_sum(Some(&[-1]), false)?);
-    println!("mean of all  = {}", a.reduce_mean(None, false)?.to_scalar::<f32>()?);
+    show("col * b", &ff::mul(&col, &b)?);
+    show("row sums", &a.reduce_sum(Some(&[-1]), false)?);
+    println!("mean of all = {}", a.reduce_mean(None, false)?.to_scalar::<f32>()?);
 
     // ---- 3. Weak host scalars -----------------------------------------------------------
     section("weak host scalars");
     // A Rust literal next to a tensor takes the tensor's dtype (JAX's "weak type").
     let pixels = ff::Tensor::from_slice(&[10u8, 200, 250], &[3])?;
     let brighter = (&pixels + 10i32)?; // an i32 literal, but the result stays u8 ...
-    println!("u8 + 10i32   = {brighter}"); // ... and u8 wraps: 250 + 10 = 4
+    show("u8 + 10i32", &brighter); // ... and u8 wraps: 250 + 10 = 4
     assert_eq!(brighter.dtype(), ff::DType::U8);
     let halved = (&a * 0.5f64)?; // an f64 literal meets an f32 tensor: f32
     assert_eq!(halved.dtype(), ff::DType::F32);
-    println!("f32 * 0.5f64 = {halved}");
+    show("f32 * 0.5f64", &halved);
 
     // ---- 4. A dtype error, with the line that caused it ---------------------------------
     section("a dtype error");
@@ -53,14 +53,14 @@ fn main() -> ff::Result<()> {
     match ff::add(&b, &counts) {
         Ok(_) => unreachable!("f32 + i32 is an error in the default (strict) mode"),
         Err(e) => {
-            println!("error: {e}");
+            println!("the error, as a value: {e}");
             let loc = e.location().expect("op errors carry the caller's location");
             println!("  raised at {}:{}", loc.file(), loc.line());
             assert!(loc.file().ends_with("quickstart.rs"));
         }
     }
     // The fix the message names: cast one side explicitly.
-    println!("after a cast = {}", ff::add(&b, &counts.cast(ff::DType::F32)?)?);
+    show("after a cast", &ff::add(&b, &counts.cast(ff::DType::F32)?)?);
 
     // ---- 5. Conversions, and which of them copy -----------------------------------------
     section("conversions (pointers prove what copies)");
@@ -85,10 +85,10 @@ fn main() -> ff::Result<()> {
     println!("into_ndarray (unique) moves    : {}", same(moved.as_ptr() as *const u8, ptr));
     assert_eq!(moved.as_ptr() as *const u8, ptr);
 
-    let v = ff::convert_to_tensor(&moved.view())?; // from a borrowed view: a copy
-    println!("convert_to_tensor(&view) copies: {}", !same(v.data_ptr(), moved.as_ptr() as *const u8));
+    let v = ff::convert_to_tensor(moved.view())?; // from a view (a borrow): a copy
+    println!("convert_to_tensor(view) copies : {}", !same(v.data_ptr(), moved.as_ptr() as *const u8));
     // Ops take arrays directly; the array is copied into a tensor for the call.
-    println!("ff::add(&t, &array)            = {}", ff::add(&v, &moved)?);
+    show("ff::add(&t, &array)", &ff::add(&v, &moved)?);
 
     // ---- 6. matmul and softmax ----------------------------------------------------------
     section("matmul and softmax");
@@ -96,23 +96,29 @@ fn main() -> ff::Result<()> {
     let w = ff::Tensor::from(array![[0.5f32, -1.0, 0.0], [0.25, 1.0, 2.0]]); // [2, 3]
     let logits = x.matmul(&w)?; // [3, 3]
     let probs = logits.softmax(-1)?;
-    println!("logits = {logits}");
-    println!("probs  = {probs}");
+    show("logits", &logits);
+    show("probs", &probs);
     let row_sums = probs.reduce_sum(Some(&[-1]), false)?.to_ndarray::<f32>()?;
     assert!(row_sums.iter().all(|s| (s - 1.0).abs() < 1e-6));
-    println!("argmax = {}", probs.argmax(Some(&[-1]), false)?);
+    show("argmax", &probs.argmax(Some(&[-1]), false)?);
 
     // ---- 7. Seeded random numbers -------------------------------------------------------
     section("seeded random");
     let n1 = ff::random::normal(&[2, 3], ff::DType::F32, Some(42))?;
     let n2 = ff::random::normal(&[2, 3], ff::DType::F32, Some(42))?;
-    println!("normal(seed 42) = {n1}");
+    show("normal(seed 42)", &n1);
     assert_eq!(n1.as_ndarray::<f32>()?, n2.as_ndarray::<f32>()?);
     println!("same seed, same numbers: true");
     let big = ff::random::uniform(&[1_000_000], ff::DType::F64, Some(7))?;
     println!("mean of 1e6 uniform draws = {:.4}", big.reduce_mean(None, false)?.to_scalar::<f64>()?);
 
     Ok(())
+}
+
+/// Prints `label = tensor`, starting multi-line tensors on their own line.
+fn show(label: &str, t: &ff::Tensor) {
+    let text = t.to_string();
+    if text.contains('\n') { println!("{label} =\n{text}") } else { println!("{label} = {text}") }
 }
 
 fn section(title: &str) {

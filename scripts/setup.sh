@@ -8,9 +8,9 @@
 set -euo pipefail
 
 # Packages: a C toolchain and pkg-config for building crates, curl and certificates for
-# rustup, graphviz to render graph pictures (`dot`), and Mesa's Vulkan drivers (lavapipe)
-# so the wgpu backend has a software adapter on machines without a GPU.
-APT_PACKAGES=(build-essential pkg-config ca-certificates curl git graphviz mesa-vulkan-drivers)
+# rustup, graphviz (and a font for its labels) to render graph pictures, and Mesa's Vulkan
+# drivers (lavapipe) so the wgpu backend has a software adapter on machines without a GPU.
+APT_PACKAGES=(build-essential pkg-config ca-certificates curl git graphviz fonts-dejavu-core mesa-vulkan-drivers)
 # Oldest rustc that builds the crate (Cargo.toml `rust-version`).
 MIN_RUST_MINOR=85
 # mdbook 0.4.52 builds with Rust >= 1.82; only the `search` feature is needed (no server).
@@ -34,7 +34,8 @@ as_root() {
 if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
     missing=()
     for p in "${APT_PACKAGES[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        if [[ $status != *"install ok installed"* ]]; then
             missing+=("$p")
         fi
     done
@@ -52,6 +53,7 @@ fi
 
 # ---- Rust toolchain -------------------------------------------------------------------
 # rustup installs into ~/.cargo/bin; make it visible to the rest of this script.
+ORIG_PATH=$PATH
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 rust_ok() {
@@ -68,13 +70,16 @@ if ! rust_ok; then
         rustup default stable </dev/null
     else
         log "installing Rust with rustup (need rustc >= 1.$MIN_RUST_MINOR)"
-        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
-            sh -s -- -y --no-modify-path --profile minimal -c clippy -c rustfmt </dev/null
-        # Let a plain `cargo` in the same shell line (`scripts/setup.sh && cargo ...`) find it.
+        # `-y`: rustup-init asks nothing, so the pipe is the only stdin it sees.
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs </dev/null |
+            sh -s -- -y --no-modify-path --profile minimal -c clippy -c rustfmt
+        # Let a plain `cargo` in the same shell line (`scripts/setup.sh && cargo ...`) find
+        # the new toolchain: the caller's PATH lacks ~/.cargo/bin, or finds an older cargo.
         bin="${CARGO_HOME:-$HOME/.cargo}/bin"
         if [ -d /usr/local/bin ]; then
             for tool in cargo rustc rustdoc rustup cargo-clippy clippy-driver rustfmt cargo-fmt; do
-                if [ -e "$bin/$tool" ] && ! command -v "$tool" >/dev/null 2>&1; then
+                found=$(PATH=$ORIG_PATH command -v "$tool" || true)
+                if [ -e "$bin/$tool" ] && [ "$found" != "$bin/$tool" ]; then
                     as_root ln -sf "$bin/$tool" "/usr/local/bin/$tool" || true
                 fi
             done

@@ -1,2 +1,33 @@
 //! Compiles and runs every Rust sample of the book (`book/src/*.md`) as a doctest, so the
 //! book cannot drift from the code. One `#[doc = include_str!]` module per chapter.
+
+#[doc = include_str!("../book/src/introduction.md")]
+mod introduction {}
+
+#[doc = include_str!("../book/src/tour.md")]
+mod tour {}
+
+#[doc = include_str!("../book/src/tensor-vs-array.md")]
+mod tensor_vs_array {}
+
+#[doc = include_str!("../book/src/tensor-to-array.md")]
+mod tensor_to_array {}
+
+#[doc = include_str!("../book/src/array-to-tensor.md")]
+mod array_to_tensor {}
+
+#[doc = include_str!("../book/src/dtypes.md")]
+mod dtypes {}
+
+#[doc = include_str!("../book/src/hand-offs.md")]
+mod hand_offs {}
+
+#[doc = include_str!("../book/src/errors.md")]
+mod errors {}
+
+#[doc = include_str!("../book/src/myths.md")]
+mod myths {}
+
+// The README's sample, too.
+#[doc = include_str!("../README.md")]
+mod readme {}

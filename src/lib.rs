@@ -27,6 +27,7 @@ pub mod graph;
 pub mod image;
 pub mod interop;
 pub mod random;
+mod variable;
 mod shape;
 
 pub(crate) mod backend;
@@ -44,6 +45,7 @@ pub use function::{ConcreteFunction, Function, FunctionOptions, TensorSpec, func
 pub use ops::print::{capture_prints, print};
 pub use interop::ndarray::{IntoTensor, convert_to_tensor};
 pub use op::promote::numpy_promote;
+pub use ops::control::{cond, while_loop};
 pub use ops::creation::{arange, eye, full, linspace, ones, zeros};
 pub use ops::math::{
     abs, add, cast, clip, cos, div, equal, exp, floor_div, gelu, greater, greater_equal, less, less_equal, log,
@@ -57,4 +59,5 @@ pub use ops::shape::{
 };
 pub use shape::Shape;
 pub use tensor::Tensor;
+pub use variable::Variable;
 pub use tensor::storage::clear_pool;

@@ -283,7 +283,7 @@ impl<M, F: Body<M>> Function<M, F> {
 
     fn trace(&self, refs: &[ArgRef<'_>], specs: Vec<TensorSpec>) -> Result<ConcreteFunction> {
         self.inner.traces.fetch_add(1, Ordering::Relaxed);
-        let trace = TraceGraph::new();
+        let trace = TraceGraph::new(self.inner.traces.load(Ordering::Relaxed) == 1);
         let names = self.inner.options.arg_names.clone();
         let mut symbols: Vec<Tensor> = Vec::new();
         for (i, s) in specs.iter().enumerate() {

@@ -16,6 +16,8 @@ use crate::error::{Error, Loc, Result};
 use crate::op::PrimOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
+use crate::variable::{AssignKind, Variable};
+use std::sync::Arc;
 
 /// A node of a graph, stable across node removals.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -44,6 +46,18 @@ pub(crate) enum NodeOp {
     Prim(PrimOp),
     /// `ff::print`: prints its input on every run (a side effect) and passes it through.
     Print,
+    /// Reads a variable's current value.
+    ReadVariable(Variable),
+    /// Combines its input into a variable (a side effect).
+    AssignVariable(Variable, AssignKind),
+    /// `ff::cond`: inputs are the predicate, then the captures of `then`, then those of
+    /// `otherwise`; runs one branch graph. Its outputs are read by `Project` nodes.
+    Cond { then: Arc<Graph>, otherwise: Arc<Graph>, n_then: usize },
+    /// `ff::while_loop`: inputs are the loop variables, then the captures of `cond`, then
+    /// those of `body`. Its outputs (the final loop variables) are read by `Project` nodes.
+    While { cond: Arc<Graph>, body: Arc<Graph>, n_vars: usize, n_cond: usize },
+    /// Output `k` of a `Cond` or `While` node.
+    Project(usize),
 }
 
 impl NodeOp {
@@ -54,11 +68,24 @@ impl NodeOp {
             NodeOp::Const(_) => "const",
             NodeOp::Prim(p) => p.name(),
             NodeOp::Print => "print",
+            NodeOp::ReadVariable(_) => "read_variable",
+            NodeOp::AssignVariable(_, AssignKind::Set) => "assign",
+            NodeOp::AssignVariable(_, AssignKind::Add) => "assign_add",
+            NodeOp::AssignVariable(_, AssignKind::Sub) => "assign_sub",
+            NodeOp::Cond { .. } => "cond",
+            NodeOp::While { .. } => "while",
+            NodeOp::Project(_) => "project",
         }
     }
-    /// Ops that must run even when no output depends on them.
+    /// Ops that must run even when no output depends on them (and, for later passes, must
+    /// keep their order relative to each other).
     pub(crate) fn has_side_effect(&self) -> bool {
-        matches!(self, NodeOp::Print)
+        match self {
+            NodeOp::Print | NodeOp::AssignVariable(..) => true,
+            NodeOp::Cond { then, otherwise, .. } => then.has_side_effects() || otherwise.has_side_effects(),
+            NodeOp::While { cond, body, .. } => cond.has_side_effects() || body.has_side_effects(),
+            _ => false,
+        }
     }
 }
 
@@ -111,6 +138,11 @@ impl Graph {
         let mut v: Vec<NodeId> = self.g.node_indices().map(|i| NodeId(i.index() as u32)).collect();
         v.sort();
         v
+    }
+
+    /// Whether any node (or nested branch or loop graph) has a side effect.
+    pub(crate) fn has_side_effects(&self) -> bool {
+        self.g.node_weights().any(|n| n.op.has_side_effect())
     }
 
     /// How many nodes the graph has.
@@ -167,6 +199,25 @@ impl Graph {
         if let Some(o) = self.outputs.iter().find(|o| self.node(**o).is_none()) {
             return bad(format!("output {o} does not exist"));
         }
+        for n in self.g.node_weights() {
+            match &n.op {
+                NodeOp::Cond { then, otherwise, n_then } => {
+                    then.verify()?;
+                    otherwise.verify()?;
+                    if n.inputs.len() != 1 + n_then + otherwise.inputs.len() || *n_then != then.inputs.len() {
+                        return bad("a cond node's inputs do not match its branches' inputs".into());
+                    }
+                }
+                NodeOp::While { cond, body, n_vars, n_cond } => {
+                    cond.verify()?;
+                    body.verify()?;
+                    if n.inputs.len() != n_vars + n_cond + (body.inputs.len() - n_vars) || body.outputs.len() != *n_vars {
+                        return bad("a while node's inputs do not match its loop graphs".into());
+                    }
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -193,6 +244,10 @@ fn scalar_text(t: &Tensor) -> String {
     let s = t.to_string();
     // "Tensor(2., shape=...)" -> "2."
     s.strip_prefix("Tensor(").and_then(|r| r.split(", shape=").next()).map(|v| v.trim_matches(['[', ']']).to_string()).unwrap_or(s)
+}
+
+fn args(g: &Graph, n: &Node) -> String {
+    n.inputs.iter().map(|i| g.tensor_name(*i)).collect::<Vec<_>>().join(" ")
 }
 
 fn attrs(op: &PrimOp) -> String {
@@ -233,9 +288,24 @@ impl fmt::Display for Graph {
                     let args: Vec<String> = n.inputs.iter().map(|i| self.tensor_name(*i)).collect();
                     format!("{}{} {}", p.name(), attrs(p), args.join(" "))
                 }
-                NodeOp::Print => format!("print {}", self.tensor_name(n.inputs[0])),
+                NodeOp::Print => format!("print {}", args(self, n)),
+                NodeOp::ReadVariable(v) => format!("read_variable var{}", v.id()),
+                NodeOp::AssignVariable(v, _) => format!("{} var{} {}", n.op.name(), v.id(), args(self, n)),
+                NodeOp::Project(k) => format!("project[{k}] {}", args(self, n)),
+                NodeOp::Cond { then, otherwise, .. } => {
+                    let ind = |g: &Graph| g.to_string().replace('\n', "\n    ");
+                    format!("cond {}\n    then: {}\n    else: {}", args(self, n), ind(then), ind(otherwise))
+                }
+                NodeOp::While { cond, body, .. } => {
+                    let ind = |g: &Graph| g.to_string().replace('\n', "\n    ");
+                    format!("while {}\n    cond: {}\n    body: {}", args(self, n), ind(cond), ind(body))
+                }
             };
-            writeln!(f, "  {}: {} = {}", self.tensor_name(id), ty(n), rhs)?;
+            if matches!(n.op, NodeOp::Cond { .. } | NodeOp::While { .. }) {
+                writeln!(f, "  {} = {}", self.tensor_name(id), rhs)?;
+            } else {
+                writeln!(f, "  {}: {} = {}", self.tensor_name(id), ty(n), rhs)?;
+            }
         }
         let outs: Vec<String> = self.outputs.iter().map(|o| self.tensor_name(*o)).collect();
         write!(f, "  return ({})\n}}", outs.join(", "))

@@ -21,6 +21,11 @@ pub(crate) struct TraceGraph {
     pub(crate) graph: Mutex<Graph>,
     /// Concrete tensors already captured as constants, by buffer address.
     consts: Mutex<HashMap<usize, NodeId>>,
+    /// Symbolic tensors of enclosing traces that this (branch or loop) graph reads, each
+    /// with the input node standing for it here.
+    captures: Mutex<Vec<(Tensor, NodeId)>>,
+    /// Whether this is the first trace of its function (only it may create Variables).
+    pub(crate) first_trace: bool,
 }
 
 /// What a symbolic tensor is: a node of a trace, with a readable name (`x:0`, `%7`).
@@ -37,8 +42,13 @@ thread_local! {
 }
 
 impl TraceGraph {
-    pub(crate) fn new() -> Arc<TraceGraph> {
-        Arc::new(TraceGraph { graph: Mutex::new(Graph::default()), consts: Mutex::new(HashMap::new()) })
+    pub(crate) fn new(first_trace: bool) -> Arc<TraceGraph> {
+        Arc::new(TraceGraph {
+            graph: Mutex::new(Graph::default()),
+            consts: Mutex::new(HashMap::new()),
+            captures: Mutex::new(Vec::new()),
+            first_trace,
+        })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Graph> {
@@ -57,7 +67,7 @@ impl TraceGraph {
         Tensor::symbolic(Symbol { trace: self.clone(), node: id, name }, shape, dtype)
     }
 
-    fn add_node(self: &Arc<Self>, op: NodeOp, inputs: SmallVec<[NodeId; 3]>, shape: Shape, dtype: DType, loc: Option<Loc>) -> Tensor {
+    pub(crate) fn add_node(self: &Arc<Self>, op: NodeOp, inputs: SmallVec<[NodeId; 3]>, shape: Shape, dtype: DType, loc: Option<Loc>) -> Tensor {
         let mut g = self.lock();
         let id = g.add(Node { op, inputs, shape: shape.clone(), dtype, loc });
         let name = g.tensor_name(id);
@@ -65,20 +75,36 @@ impl TraceGraph {
         Tensor::symbolic(Symbol { trace: self.clone(), node: id, name }, shape, dtype)
     }
 
-    /// The node for `t` in this trace: its own node, or a constant capturing a concrete
-    /// tensor. A symbolic tensor of another (finished or outer) trace is an error.
-    fn node_of(self: &Arc<Self>, t: &Tensor, op: &'static str) -> Result<NodeId> {
+    /// The node for `t` in this trace: its own node; an input capturing a tensor of an
+    /// enclosing trace (a branch or loop body reading an outer value); or a constant
+    /// capturing a concrete tensor. A symbolic tensor of a finished trace is an error.
+    pub(crate) fn node_of(self: &Arc<Self>, t: &Tensor, op: &'static str) -> Result<NodeId> {
         if let Some(s) = t.symbol() {
             if Arc::ptr_eq(&s.trace, self) {
                 return Ok(s.node);
             }
-            return Err(Error::invalid(
-                op,
-                format!(
-                    "symbolic tensor {} belongs to another traced function (it escaped from the trace that made it): return it from that function and use the returned value",
-                    s.name
-                ),
-            ));
+            let enclosing = ACTIVE.with(|a| a.borrow().iter().any(|tr| Arc::ptr_eq(tr, &s.trace)));
+            if !enclosing {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "symbolic tensor {} is used outside the traced function that made it (it escaped, e.g. through a captured variable): return it from the function and use the returned value",
+                        s.name
+                    ),
+                ));
+            }
+            let mut caps = self.captures.lock().unwrap_or_else(|p| p.into_inner());
+            let same = |c: &&(Tensor, NodeId)| c.0.symbol().is_some_and(|cs| Arc::ptr_eq(&cs.trace, &s.trace) && cs.node == s.node);
+            if let Some((_, id)) = caps.iter().find(same) {
+                return Ok(*id);
+            }
+            let mut g = self.lock();
+            let k = g.inputs.len();
+            let id = g.add(Node { op: NodeOp::Input(k), inputs: SmallVec::new(), shape: t.shape().clone(), dtype: t.dtype(), loc: None });
+            g.inputs.push(id);
+            g.input_names.push(format!("capture{}", caps.len()));
+            caps.push((t.clone(), id));
+            return Ok(id);
         }
         let key = t.data_ptr() as usize;
         let mut consts = self.consts.lock().unwrap_or_else(|p| p.into_inner());
@@ -93,6 +119,11 @@ impl TraceGraph {
             consts.insert(key, id);
         }
         Ok(id)
+    }
+
+    /// The outer tensors this graph captured, in input order.
+    pub(crate) fn captured(&self) -> Vec<Tensor> {
+        self.captures.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(t, _)| t.clone()).collect()
     }
 }
 
@@ -114,32 +145,31 @@ pub(crate) fn with_trace<R>(trace: &Arc<TraceGraph>, f: impl FnOnce() -> R) -> R
     f()
 }
 
-/// Records `op` on symbolic inputs as a node with the inferred `shape` and `dtype`.
+/// Records `op` on symbolic inputs as a node of the innermost active trace.
 pub(crate) fn record(op: PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType, loc: Loc) -> Result<Tensor> {
     let name = op.name();
-    let Some(trace) = inputs.iter().find_map(|t| t.symbol()).map(|s| s.trace.clone()) else {
-        return Err(Error::invalid(name, "record called without symbolic inputs"));
-    };
-    let is_active = active().is_some_and(|a| Arc::ptr_eq(&a, &trace));
-    if !is_active {
-        let s = inputs.iter().find_map(|t| t.symbol()).map(|s| s.name.clone()).unwrap_or_default();
-        return Err(Error::InvalidArgument {
-            op: name,
-            message: format!(
-                "symbolic tensor {s} is used outside the traced function that made it (it escaped, e.g. through a captured variable): return it from the function and use the returned value"
-            ),
-            location: Some(loc),
-        });
-    }
+    let trace = active_for(inputs, name, loc)?;
     let ids = inputs.iter().map(|t| trace.node_of(t, name)).collect::<Result<SmallVec<[NodeId; 3]>>>().map_err(|e| e.at(loc))?;
     Ok(trace.add_node(NodeOp::Prim(op), ids, shape, dtype, Some(loc)))
 }
 
+/// The innermost active trace, or the "escaped tensor" error when none is active.
+pub(crate) fn active_for(inputs: &[&Tensor], op: &'static str, loc: Loc) -> Result<Arc<TraceGraph>> {
+    active().ok_or_else(|| {
+        let s = inputs.iter().find_map(|t| t.symbol()).map(|s| s.name.clone()).unwrap_or_default();
+        Error::InvalidArgument {
+            op,
+            message: format!(
+                "symbolic tensor {s} is used outside the traced function that made it (it escaped, e.g. through a captured variable): return it from the function and use the returned value"
+            ),
+            location: Some(loc),
+        }
+    })
+}
+
 /// Records `ff::print(x)` (a side effect that runs on every call).
 pub(crate) fn record_print(x: &Tensor, loc: Loc) -> Result<Tensor> {
-    let Some(trace) = x.symbol().map(|s| s.trace.clone()) else {
-        return Err(Error::invalid("print", "record_print called without a symbolic input"));
-    };
+    let trace = active_for(&[x], "print", loc)?;
     let id = trace.node_of(x, "print").map_err(|e| e.at(loc))?;
     Ok(trace.add_node(NodeOp::Print, smallvec::smallvec![id], x.shape().clone(), x.dtype(), Some(loc)))
 }

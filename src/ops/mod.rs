@@ -3,6 +3,7 @@
 //! resolves dtypes (weak scalars, promotion) and calls `op::apply` with one primitive, or is
 //! a composite of other public ops written once here.
 
+pub(crate) mod control;
 pub(crate) mod creation;
 pub(crate) mod math;
 pub(crate) mod nn;

@@ -166,3 +166,120 @@ fn functions_are_send_and_sync_and_trace_each_signature_once() {
     });
     assert_eq!(f.tracing_count(), 2);
 }
+
+#[test]
+fn variables_are_read_and_assigned_by_the_graph_on_every_call() {
+    let v = ff::Variable::new(1.0f32).unwrap();
+    let f = {
+        let v = v.clone();
+        ff::function(move |x: &Tensor| -> ff::Result<Tensor> {
+            v.assign_add(x)?;
+            Ok(v.value())
+        })
+    };
+    let one = Tensor::scalar(1.0f32);
+    assert_eq!(f.call(&one).unwrap().to_scalar::<f32>().unwrap(), 2.0);
+    assert_eq!(f.call(&one).unwrap().to_scalar::<f32>().unwrap(), 3.0);
+    assert_eq!(v.value().to_scalar::<f32>().unwrap(), 3.0);
+    assert_eq!(f.tracing_count(), 1);
+    // Wrong shape or dtype: errors naming both.
+    let e = v.assign(Tensor::from_slice(&[1.0f32, 2.0], &[2]).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { .. }) && e.to_string().contains("[2]") && e.to_string().contains("[]"), "{e}");
+    let e = v.assign(Tensor::scalar(1i32)).unwrap_err();
+    assert!(matches!(e, Error::DTypeMismatch { .. }) && e.to_string().contains("i32") && e.to_string().contains("f32"), "{e}");
+}
+
+#[test]
+fn creating_a_variable_on_a_retrace_is_an_error() {
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+        let v = ff::Variable::new(0.0f32)?;
+        v.assign_add(1.0f32)?;
+        x + &v.value()
+    });
+    f.call(&Tensor::scalar(1.0f32)).unwrap();
+    let e = f.call(&Tensor::from_slice(&[1.0f32], &[1]).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::VariableCreatedOnNonFirstCall { .. }), "{e}");
+}
+
+#[test]
+fn cond_traces_both_branches_and_runs_one() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static TRACED: AtomicUsize = AtomicUsize::new(0);
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+        let p = x.reduce_sum(None, false)?.greater(0.0f32)?;
+        ff::cond(
+            &p,
+            || {
+                TRACED.fetch_add(1, Ordering::SeqCst);
+                x * 2.0f32
+            },
+            || {
+                TRACED.fetch_add(1, Ordering::SeqCst);
+                x.neg()
+            },
+        )
+    });
+    let pos = t32(&[1.0, 2.0], &[2]);
+    let neg = t32(&[-1.0, -2.0], &[2]);
+    assert_eq!(f.call(&pos).unwrap().to_ndarray::<f32>().unwrap().as_slice().unwrap(), &[2.0, 4.0]);
+    assert_eq!(f.call(&neg).unwrap().to_ndarray::<f32>().unwrap().as_slice().unwrap(), &[1.0, 2.0]);
+    assert_eq!(TRACED.load(Ordering::SeqCst), 2, "both branches traced once, never run as host code again");
+    let cf = f.get_concrete_function(&pos).unwrap();
+    assert_eq!(cf.graph().op_counts().get("cond"), Some(&1));
+    cf.graph().verify().unwrap();
+}
+
+#[test]
+fn cond_branches_must_agree() {
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+        let p = x.reduce_sum(None, false)?.greater(0.0f32)?;
+        ff::cond(&p, || x * 2.0f32, || x.cast(DType::I32))
+    });
+    let e = f.call(&t32(&[1.0], &[1])).unwrap_err();
+    assert!(matches!(e, Error::DTypeMismatch { op: "cond", .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("output 0") && msg.contains("f32") && msg.contains("i32"), "{msg}");
+}
+
+#[test]
+fn while_loop_runs_in_the_graph_and_host_loops_unroll() {
+    let f = ff::function(|n: &Tensor| -> ff::Result<Tensor> {
+        let out = ff::while_loop(
+            |v| v[0].less(n),
+            |v| Ok(vec![(&v[0] + 1i32)?, (&v[1] * 2i32)?]),
+            vec![Tensor::scalar(0i32), Tensor::scalar(1i32)],
+        )?;
+        Ok(out[1].clone())
+    });
+    for k in [0, 3, 10] {
+        assert_eq!(f.call(&Tensor::scalar(k)).unwrap().to_scalar::<i32>().unwrap(), 1 << k);
+    }
+    assert_eq!(f.tracing_count(), 1);
+    let cf = f.get_concrete_function(&Tensor::scalar(0i32)).unwrap();
+    assert_eq!(cf.graph().op_counts().get("while"), Some(&1));
+    // A host loop unrolls: three adds in the graph.
+    let g = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+        let mut y = x.clone();
+        for _ in 0..3 {
+            y = (&y + 1.0f32)?;
+        }
+        Ok(y)
+    });
+    let cf = g.get_concrete_function(&Tensor::scalar(0.0f32)).unwrap();
+    assert_eq!(cf.graph().op_counts().get("add"), Some(&3));
+    // Eagerly the loop just runs.
+    let out = ff::while_loop(|v| v[0].less(5i32), |v| Ok(vec![(&v[0] + 1i32)?]), vec![Tensor::scalar(0i32)]).unwrap();
+    assert_eq!(out[0].to_scalar::<i32>().unwrap(), 5);
+}
+
+#[test]
+fn a_symbolic_tensor_is_not_a_host_bool() {
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+        let e = x.greater(0.0f32)?.to_bool().unwrap_err();
+        assert!(matches!(e, Error::NotAllowedInGraph { .. }), "{e}");
+        assert!(e.to_string().contains("ff::cond"), "{e}");
+        Ok(x.clone())
+    });
+    f.call(&Tensor::scalar(1.0f32)).unwrap();
+    assert!(Tensor::scalar(true).to_bool().unwrap());
+}
