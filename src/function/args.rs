@@ -24,6 +24,9 @@ pub trait HostValue: Any + Send + Sync + Debug {
     fn clone_box(&self) -> Box<dyn HostValue>;
     #[doc(hidden)]
     fn as_any(&self) -> &dyn Any;
+    /// The Rust type's name, for messages.
+    #[doc(hidden)]
+    fn type_name(&self) -> &'static str;
 }
 
 impl<T: Hash + Eq + Clone + Send + Sync + Debug + 'static> HostValue for T {
@@ -40,6 +43,9 @@ impl<T: Hash + Eq + Clone + Send + Sync + Debug + 'static> HostValue for T {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
 }
 
 /// One argument of a call, borrowed.
@@ -49,6 +55,8 @@ pub enum ArgRef<'a> {
     Tensor(&'a Tensor),
     /// A host argument.
     Host(&'a dyn HostValue),
+    /// A tensor argument given only by its spec (`get_concrete_function`).
+    Spec(&'a super::TensorSpec),
 }
 
 /// A closure parameter type: `&Tensor` or a host value.
@@ -59,6 +67,11 @@ pub trait Param: 'static {
     const IS_TENSOR: bool;
     #[doc(hidden)]
     fn extract<'a>(a: &ArgRef<'a>) -> Option<Self::Item<'a>>;
+    /// The parameter's type, for messages.
+    #[doc(hidden)]
+    fn name() -> &'static str {
+        std::any::type_name::<Self>()
+    }
 }
 
 impl Param for &'static Tensor {
@@ -67,7 +80,7 @@ impl Param for &'static Tensor {
     fn extract<'a>(a: &ArgRef<'a>) -> Option<&'a Tensor> {
         match a {
             ArgRef::Tensor(t) => Some(t),
-            ArgRef::Host(_) => None,
+            ArgRef::Host(_) | ArgRef::Spec(_) => None,
         }
     }
 }
@@ -78,7 +91,7 @@ impl<H: Hash + Eq + Clone + Send + Sync + Debug + 'static> Param for H {
     fn extract(a: &ArgRef<'_>) -> Option<H> {
         match a {
             ArgRef::Host(h) => h.as_any().downcast_ref::<H>().cloned(),
-            ArgRef::Tensor(_) => None,
+            ArgRef::Tensor(_) | ArgRef::Spec(_) => None,
         }
     }
 }
@@ -165,11 +178,22 @@ macro_rules! body_impl {
             #[allow(non_snake_case)]
             fn invoke(&self, args: &[ArgRef<'_>]) -> Result<R> {
                 let mut it = args.iter();
+                let mut index = 0;
                 $(
-                    let $P = it.next().and_then(|a| $P::extract(a)).ok_or_else(|| {
-                        Error::invalid("function", "argument kinds do not match the function's parameters")
+                    let a = it.next();
+                    let $P = a.and_then(|a| $P::extract(a)).ok_or_else(|| Error::SignatureMismatch {
+                        function: "function".into(),
+                        index,
+                        expected: format!("an argument of type {}", $P::name()),
+                        found: match a {
+                            Some(ArgRef::Host(h)) => format!("a {}", h.type_name()),
+                            Some(ArgRef::Tensor(_)) | Some(ArgRef::Spec(_)) => "a tensor".into(),
+                            None => "no argument".into(),
+                        },
                     })?;
+                    index += 1;
                 )*
+                let _ = index;
                 (self)($($P),*)
             }
         }
@@ -197,13 +221,18 @@ impl CallArg for Tensor {
         ArgRef::Tensor(self)
     }
 }
+impl CallArg for super::TensorSpec {
+    fn arg_ref(&self) -> ArgRef<'_> {
+        ArgRef::Spec(self)
+    }
+}
 impl<H: Hash + Eq + Clone + Send + Sync + Debug + 'static> CallArg for H {
     fn arg_ref(&self) -> ArgRef<'_> {
         ArgRef::Host(self)
     }
 }
 
-/// The arguments of one call: a single `&Tensor`, or a tuple of 1 to 6 arguments.
+/// The arguments of one call: a single `&Tensor` or `TensorSpec`, or a tuple of 1 to 6.
 pub trait CallArgs {
     #[doc(hidden)]
     fn arg_refs(&self) -> Vec<ArgRef<'_>>;
@@ -211,6 +240,11 @@ pub trait CallArgs {
 impl CallArgs for &Tensor {
     fn arg_refs(&self) -> Vec<ArgRef<'_>> {
         vec![ArgRef::Tensor(self)]
+    }
+}
+impl CallArgs for super::TensorSpec {
+    fn arg_refs(&self) -> Vec<ArgRef<'_>> {
+        vec![ArgRef::Spec(self)]
     }
 }
 macro_rules! call_args {

@@ -55,7 +55,7 @@ impl Eq for KeyPart {}
 impl Hash for KeyPart {
     fn hash<H: Hasher>(&self, h: &mut H) {
         match self {
-            KeyPart::Tensor(s) => s.hash(h),
+            KeyPart::Tensor(s) => s.hash_into(h),
             KeyPart::Host(v) => v.dyn_hash(h),
         }
     }
@@ -187,12 +187,20 @@ impl<M, F: Body<M>> Function<M, F> {
     pub fn call(&self, args: impl CallArgs) -> Result<F::Output> {
         let refs = args.arg_refs();
         self.check_kinds(&refs)?;
+        if refs.iter().any(|a| matches!(a, ArgRef::Spec(_))) {
+            return Err(Error::InvalidArgument {
+                op: "Function::call",
+                message: "call needs tensors; pass TensorSpecs to get_concrete_function instead".into(),
+                location: Some(crate::error::Loc::caller()),
+            });
+        }
         if crate::config::functions_run_eagerly() {
             return self.inner.body.invoke(&refs);
         }
         let (cf, traced) = self.concrete_for(&refs)?;
         self.note_call(traced, &refs);
         let tensors: Vec<&Tensor> = refs.iter().filter_map(|a| if let ArgRef::Tensor(t) = a { Some(*t) } else { None }).collect();
+        cf.check(&tensors)?;
         let outs = cf.plan.run(&tensors)?;
         F::Output::unflatten(outs)
     }
@@ -207,7 +215,7 @@ impl<M, F: Body<M>> Function<M, F> {
 
     fn check_kinds(&self, refs: &[ArgRef<'_>]) -> Result<()> {
         let kinds = F::kinds();
-        let got: Vec<bool> = refs.iter().map(|a| matches!(a, ArgRef::Tensor(_))).collect();
+        let got: Vec<bool> = refs.iter().map(|a| !matches!(a, ArgRef::Host(_))).collect();
         if kinds != got {
             let show = |k: &[bool]| k.iter().map(|t| if *t { "tensor" } else { "host value" }).collect::<Vec<_>>().join(", ");
             return Err(Error::SignatureMismatch {
@@ -228,6 +236,19 @@ impl<M, F: Body<M>> Function<M, F> {
         for a in refs {
             match a {
                 ArgRef::Host(h) => parts.push(KeyPart::Host(h.clone_box())),
+                ArgRef::Spec(given) => {
+                    let spec = match &opts.input_signature {
+                        Some(sig) => sig.get(ti).cloned().ok_or_else(|| Error::SignatureMismatch {
+                            function: self.inner.name.clone(),
+                            index: ti,
+                            expected: format!("{} tensor arguments (the input_signature)", sig.len()),
+                            found: format!("at least {} tensor arguments", ti + 1),
+                        })?,
+                        None => (*given).clone(),
+                    };
+                    parts.push(KeyPart::Tensor(spec));
+                    ti += 1;
+                }
                 ArgRef::Tensor(t) => {
                     let exact = TensorSpec::of(t);
                     let spec = if let Some(sig) = &opts.input_signature {
@@ -291,10 +312,13 @@ impl<M, F: Body<M>> Function<M, F> {
             symbols.push(trace.add_input(i, &name, s.trace_shape(), s.dtype));
         }
         let mut it = symbols.iter();
-        let sym_refs: Vec<ArgRef<'_>> = refs.iter().map(|a| match a {
-            ArgRef::Tensor(_) => it.next().map_or(*a, ArgRef::Tensor),
-            ArgRef::Host(_) => *a,
-        }).collect();
+        let sym_refs: Vec<ArgRef<'_>> = refs
+            .iter()
+            .map(|a| match a {
+                ArgRef::Tensor(_) | ArgRef::Spec(_) => it.next().map_or(*a, ArgRef::Tensor),
+                ArgRef::Host(_) => *a,
+            })
+            .collect();
         let outs = with_trace(&trace, || self.inner.body.invoke(&sym_refs))?.flatten();
         let outputs = with_trace(&trace, || outs.iter().map(|t| output_node(&trace, t)).collect::<Result<Vec<_>>>())?;
         let mut graph = std::mem::take(&mut *trace.lock());
@@ -318,6 +342,7 @@ impl<M, F: Body<M>> Function<M, F> {
             self.inner.warnings.fetch_add(1, Ordering::Relaxed);
             let sig: Vec<String> = refs.iter().map(|a| match a {
                 ArgRef::Tensor(t) => TensorSpec::of(t).to_string(),
+                ArgRef::Spec(s) => s.to_string(),
                 ArgRef::Host(h) => format!("{h:?}"),
             }).collect();
             log::warn!(

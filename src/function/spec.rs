@@ -7,8 +7,9 @@ use crate::dtype::DType;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-/// The dtype and (partially known) shape of a tensor argument.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+/// The dtype and (partially known) shape of a tensor argument. (Not `Hash`, on purpose: a
+/// spec passed to `get_concrete_function` stands for a tensor, not a host value.)
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct TensorSpec {
     /// Dims; `None` matches any size.
     pub dims: Vec<Option<usize>>,
@@ -20,6 +21,11 @@ impl TensorSpec {
     /// A spec from dims (`None` = any size) and a dtype.
     pub fn new(dims: &[Option<usize>], dtype: DType) -> TensorSpec {
         TensorSpec { dims: dims.to_vec(), dtype }
+    }
+    pub(crate) fn hash_into<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        self.dims.hash(h);
+        self.dtype.hash(h);
     }
     /// The exact spec of a tensor.
     pub fn of(t: &Tensor) -> TensorSpec {

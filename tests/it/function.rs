@@ -283,3 +283,66 @@ fn a_symbolic_tensor_is_not_a_host_bool() {
     f.call(&Tensor::scalar(1.0f32)).unwrap();
     assert!(Tensor::scalar(true).to_bool().unwrap());
 }
+
+#[test]
+fn concrete_functions_trace_from_specs_and_reject_misfits() {
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> { x.square() });
+    let cf = f.get_concrete_function(TensorSpec::new(&[None, Some(3)], DType::F32)).unwrap();
+    assert_eq!(f.tracing_count(), 1);
+    assert!(cf.graph().to_string().starts_with("graph(x:0: f32[?, 3])"), "{}", cf.graph());
+    let x = ff::ones(&[2, 3], DType::F32).unwrap();
+    assert_eq!(cf.call(&[&x]).unwrap()[0].shape().dims(), &[2, 3]);
+    let e = cf.call(&[&ff::ones(&[2, 3], DType::I32).unwrap()]).unwrap_err();
+    assert!(matches!(e, Error::SignatureMismatch { index: 0, .. }), "{e}");
+    assert!(e.to_string().contains("i32") && e.to_string().contains("f32"), "{e}");
+    let e = cf.call(&[&ff::ones(&[2, 4], DType::F32).unwrap()]).unwrap_err();
+    assert!(matches!(e, Error::SignatureMismatch { .. }), "{e}");
+    let e = f.call(TensorSpec::new(&[Some(1)], DType::F32)).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+}
+
+mod warn_log {
+    //! A logger that keeps warnings, to test the retracing warning.
+    use std::sync::Mutex;
+    pub static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    struct Keep;
+    impl log::Log for Keep {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::Level::Warn
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                LINES.lock().unwrap().push(r.args().to_string());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static KEEP: Keep = Keep;
+    pub fn install() {
+        let _ = log::set_logger(&KEEP);
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+}
+
+#[test]
+fn retracing_warns_at_most_twice_naming_the_function_and_cause() {
+    warn_log::install();
+    let f = ff::function_with(ff::FunctionOptions { name: Some("retracer".into()), ..Default::default() }, |x: &Tensor, k: u32| -> ff::Result<Tensor> { x * (k as f32) });
+    let x = Tensor::scalar(1.0f32);
+    let count = || warn_log::LINES.lock().unwrap().iter().filter(|l| l.contains("retracer")).count();
+    for k in 0u32..4 {
+        f.call((&x, k)).unwrap();
+    }
+    assert_eq!(count(), 0, "4 traces of the last 4 calls: no warning yet");
+    f.call((&x, 4u32)).unwrap();
+    assert_eq!(count(), 1);
+    let line = warn_log::LINES.lock().unwrap().iter().find(|l| l.contains("retracer")).cloned().unwrap();
+    assert!(line.contains("5 out of the last 5 calls") && line.contains("host") && line.contains("4"), "{line}");
+    for k in 5u32..20 {
+        f.call((&x, k)).unwrap();
+    }
+    // A host value of another Rust type than the parameter's is named in the error.
+    let e = f.call((&x, 3i32)).unwrap_err();
+    assert!(matches!(e, Error::SignatureMismatch { index: 1, .. }) && e.to_string().contains("u32") && e.to_string().contains("i32"), "{e}");
+    assert_eq!(count(), 2, "at most two warnings per function");
+}
