@@ -28,6 +28,21 @@ mod errors {}
 #[doc = include_str!("../book/src/myths.md")]
 mod myths {}
 
+#[doc = include_str!("../book/src/eager-vs-traced.md")]
+mod eager_vs_traced {}
+
+#[doc = include_str!("../book/src/tracing-rules.md")]
+mod tracing_rules {}
+
+#[doc = include_str!("../book/src/debugging.md")]
+mod debugging {}
+
+#[doc = include_str!("../book/src/reading-graphs.md")]
+mod reading_graphs {}
+
+#[doc = include_str!("../book/src/variables-control-flow.md")]
+mod variables_control_flow {}
+
 // The README's sample, too.
 #[doc = include_str!("../README.md")]
 mod readme {}

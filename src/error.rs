@@ -95,14 +95,14 @@ pub enum Error {
     // ---- graphs and tracing ------------------------------------------------------------
     /// A symbolic tensor (inside a traced function) was asked for its values.
     #[error("{op}: cannot read the values of symbolic tensor {name} (shape {shape}, dtype {dtype}): its value does not exist until the graph runs; convert the function's output after the call, or call ff::config::run_functions_eagerly(true) to debug{}", at(.location))]
-    SymbolicTensor { op: &'static str, name: String, shape: String, dtype: String, location: Option<Loc> },
+    SymbolicTensor { op: &'static str, name: String, shape: String, dtype: crate::DType, location: Option<Loc> },
     /// A symbolic tensor was used where a host value (a `bool`) is needed.
     #[error("{op}: using symbolic tensor {name} (shape {shape}, dtype {dtype}) as a host value is not allowed in a graph: {message}{}", at(.location))]
     NotAllowedInGraph {
         op: &'static str,
         name: String,
         shape: String,
-        dtype: String,
+        dtype: crate::DType,
         message: String,
         location: Option<Loc>,
     },

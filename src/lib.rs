@@ -27,8 +27,8 @@ pub mod graph;
 pub mod image;
 pub mod interop;
 pub mod random;
-mod variable;
 mod shape;
+mod variable;
 
 pub(crate) mod backend;
 #[cfg(doctest)]
@@ -42,7 +42,6 @@ pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Loc, Result};
 pub use function::{ConcreteFunction, Function, FunctionOptions, TensorSpec, function, function_with};
-pub use ops::print::{capture_prints, print};
 pub use interop::ndarray::{IntoTensor, convert_to_tensor};
 pub use op::promote::numpy_promote;
 pub use ops::control::{cond, while_loop};
@@ -53,11 +52,12 @@ pub use ops::math::{
     square, sub, tanh, where_,
 };
 pub use ops::nn::{log_softmax, matmul, matmul_with, softmax};
+pub use ops::print::{capture_prints, print};
 pub use ops::reduce::{argmax, argmin, reduce_max, reduce_mean, reduce_min, reduce_prod, reduce_sum};
 pub use ops::shape::{
     SplitSpec, broadcast_to, concat, expand_dims, gather, one_hot, reshape, slice, split, squeeze, stack, transpose,
 };
 pub use shape::Shape;
 pub use tensor::Tensor;
-pub use variable::Variable;
 pub use tensor::storage::clear_pool;
+pub use variable::Variable;

@@ -55,7 +55,10 @@ impl Variable {
     fn create(initial: impl IntoTensor, trainable: bool, loc: Loc) -> Result<Variable> {
         if let Some(t) = active() {
             if !t.first_trace {
-                return Err(Error::VariableCreatedOnNonFirstCall { function: "traced function".into(), location: Some(loc) });
+                return Err(Error::VariableCreatedOnNonFirstCall {
+                    function: "traced function".into(),
+                    location: Some(loc),
+                });
             }
         }
         let t = initial.into_tensor().map_err(|e| e.at(loc))?.strong();
@@ -99,7 +102,13 @@ impl Variable {
     #[track_caller]
     pub fn value(&self) -> Tensor {
         match active() {
-            Some(t) => t.add_node(NodeOp::ReadVariable(self.clone()), smallvec![], self.0.shape.clone(), self.0.dtype, Some(Loc::caller())),
+            Some(t) => t.add_node(
+                NodeOp::ReadVariable(self.clone()),
+                smallvec![],
+                self.0.shape.clone(),
+                self.0.dtype,
+                Some(Loc::caller()),
+            ),
             None => self.current(),
         }
     }
@@ -134,7 +143,19 @@ impl Variable {
         let mut x = value.into_tensor().map_err(|e| e.at(loc))?;
         // A host scalar takes the variable's dtype (weak typing), a tensor must match.
         if x.is_weak() {
-            x = crate::ops::math::cast_to(&x, self.0.dtype, loc).and_then(|s| crate::ops::shape::reshape_impl(&s, &[], loc))?;
+            // The same rule as eager ops: `1.5` cannot take an integer variable's dtype.
+            let d = crate::op::promote::weak_dtype(op, x.dtype(), self.0.dtype).map_err(|e| e.at(loc))?;
+            if d != self.0.dtype {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    expected: format!("a value of the variable's dtype {}", self.0.dtype),
+                    found: format!("a {} host scalar", x.dtype()),
+                    fix: Some("pass a scalar the variable's dtype can hold".into()),
+                    location: Some(loc),
+                });
+            }
+            x = crate::ops::math::cast_to(&x, self.0.dtype, loc)
+                .and_then(|s| crate::ops::shape::reshape_impl(&s, &[], loc))?;
             if self.0.shape.rank() > 0 {
                 let dims: Vec<usize> = self.0.shape.to_vec();
                 x = x.broadcast_to(&dims)?;
@@ -149,7 +170,8 @@ impl Variable {
                 location: Some(loc),
             });
         }
-        let fits = x.rank() == self.0.shape.rank() && x.shape().iter().zip(self.0.shape.iter()).all(|(a, b)| a == b || *a == crate::shape::UNKNOWN);
+        let fits = x.rank() == self.0.shape.rank()
+            && x.shape().iter().zip(self.0.shape.iter()).all(|(a, b)| a == b || *a == crate::shape::UNKNOWN);
         if !fits {
             return Err(Error::ShapeMismatch {
                 op,
@@ -161,7 +183,13 @@ impl Variable {
         }
         if let Some(t) = active() {
             let id = t.node_of(&x, op).map_err(|e| e.at(loc))?;
-            t.add_node(NodeOp::AssignVariable(self.clone(), kind), smallvec![id], self.0.shape.clone(), self.0.dtype, Some(loc));
+            t.add_node(
+                NodeOp::AssignVariable(self.clone(), kind),
+                smallvec![id],
+                self.0.shape.clone(),
+                self.0.dtype,
+                Some(loc),
+            );
             return Ok(());
         }
         self.apply(&x, kind).map_err(|e| e.at(loc))

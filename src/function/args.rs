@@ -155,11 +155,15 @@ tuple_outputs!(3; a: Tensor, b: Tensor, c: Tensor);
 tuple_outputs!(4; a: Tensor, b: Tensor, c: Tensor, d: Tensor);
 
 /// A closure that can be traced: 1 to 6 parameters, each a `&Tensor` or a host value.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot be traced by ff::function",
+    note = "a traced closure takes 1 to 6 parameters, each `&Tensor` or a host value that is `Hash + Eq + Clone + Send + Sync + Debug + 'static` (f32/f64 are not Hash: pass numbers that change as tensors), and returns `ff::Result<T>` with T a Tensor, a tuple of up to 4 Tensors or a Vec<Tensor>"
+)]
 pub trait Body<M>: Send + Sync + 'static {
     /// What the closure returns inside `Result`.
     type Output: Outputs;
     /// Per parameter, whether it is a tensor.
-    fn kinds() -> Vec<bool>;
+    const KINDS: &'static [bool];
     #[doc(hidden)]
     fn invoke(&self, args: &[ArgRef<'_>]) -> Result<Self::Output>;
 }
@@ -172,9 +176,7 @@ macro_rules! body_impl {
             R: Outputs,
         {
             type Output = R;
-            fn kinds() -> Vec<bool> {
-                vec![$($P::IS_TENSOR),*]
-            }
+            const KINDS: &'static [bool] = &[$($P::IS_TENSOR),*];
             #[allow(non_snake_case)]
             fn invoke(&self, args: &[ArgRef<'_>]) -> Result<R> {
                 let mut it = args.iter();
@@ -235,23 +237,27 @@ impl<H: Hash + Eq + Clone + Send + Sync + Debug + 'static> CallArg for H {
 /// The arguments of one call: a single `&Tensor` or `TensorSpec`, or a tuple of 1 to 6.
 pub trait CallArgs {
     #[doc(hidden)]
-    fn arg_refs(&self) -> Vec<ArgRef<'_>>;
+    fn arg_refs(&self) -> Refs<'_>;
 }
+
+/// The arguments of a call, inline (no allocation for up to 6).
+pub type Refs<'a> = smallvec::SmallVec<[ArgRef<'a>; 6]>;
+
 impl CallArgs for &Tensor {
-    fn arg_refs(&self) -> Vec<ArgRef<'_>> {
-        vec![ArgRef::Tensor(self)]
+    fn arg_refs(&self) -> Refs<'_> {
+        smallvec::smallvec![ArgRef::Tensor(self)]
     }
 }
 impl CallArgs for super::TensorSpec {
-    fn arg_refs(&self) -> Vec<ArgRef<'_>> {
-        vec![ArgRef::Spec(self)]
+    fn arg_refs(&self) -> Refs<'_> {
+        smallvec::smallvec![ArgRef::Spec(self)]
     }
 }
 macro_rules! call_args {
     ($($A:ident $i:tt),*) => {
         impl<$($A: CallArg),*> CallArgs for ($($A,)*) {
-            fn arg_refs(&self) -> Vec<ArgRef<'_>> {
-                vec![$(self.$i.arg_ref()),*]
+            fn arg_refs(&self) -> Refs<'_> {
+                smallvec::smallvec![$(self.$i.arg_ref()),*]
             }
         }
     };

@@ -6,10 +6,10 @@
 mod args;
 mod spec;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use args::{ArgRef, Body, CallArg, CallArgs, HostValue, Outputs, Param};
@@ -118,16 +118,23 @@ impl ConcreteFunction {
     }
 }
 
+/// One signature's entry: filled by its first caller, who holds the lock while tracing.
+type Slot = Arc<Mutex<Option<Arc<ConcreteFunction>>>>;
+
 struct Inner<F> {
     body: F,
     name: String,
     options: FunctionOptions,
     /// One slot per signature; the slot's lock is held while tracing, so concurrent
     /// callers with one signature trace it once.
-    cache: Mutex<HashMap<Key, Arc<Mutex<Option<Arc<ConcreteFunction>>>>>>,
+    cache: Mutex<HashMap<Key, Slot>>,
     traces: AtomicUsize,
-    /// Whether each of the last 10 calls traced, for the retracing warning.
-    recent: Mutex<VecDeque<bool>>,
+    /// Whether each of the last 10 calls traced (bit 0 = the latest), and how many calls
+    /// have been made (up to 10), for the retracing warning.
+    recent: AtomicU32,
+    /// The last signature called and its concrete function: a repeat call matches it
+    /// without building a key or taking the cache lock.
+    last: Mutex<Option<(Vec<KeyPart>, Arc<ConcreteFunction>)>>,
     warnings: AtomicUsize,
     /// Shapes seen per tensor argument, for `reduce_retracing`.
     seen: Mutex<Vec<Vec<TensorSpec>>>,
@@ -161,7 +168,8 @@ pub fn function_with<M, F: Body<M>>(options: FunctionOptions, body: F) -> Functi
             options,
             cache: Mutex::new(HashMap::new()),
             traces: AtomicUsize::new(0),
-            recent: Mutex::new(VecDeque::new()),
+            recent: AtomicU32::new(0),
+            last: Mutex::new(None),
             warnings: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
         }),
@@ -197,10 +205,23 @@ impl<M, F: Body<M>> Function<M, F> {
         if crate::config::functions_run_eagerly() {
             return self.inner.body.invoke(&refs);
         }
-        let (cf, traced) = self.concrete_for(&refs)?;
-        self.note_call(traced, &refs);
-        let tensors: Vec<&Tensor> = refs.iter().filter_map(|a| if let ArgRef::Tensor(t) = a { Some(*t) } else { None }).collect();
-        cf.check(&tensors)?;
+        let tensors: smallvec::SmallVec<[&Tensor; 6]> =
+            refs.iter().filter_map(|a| if let ArgRef::Tensor(t) = a { Some(*t) } else { None }).collect();
+        let cf = match self.repeat(&refs) {
+            Some(cf) => {
+                self.note_call(false, &refs);
+                cf
+            }
+            None => {
+                let (cf, traced) = self.concrete_for(&refs)?;
+                self.note_call(traced, &refs);
+                cf.check(&tensors)?;
+                if !tensors.iter().any(|t| t.is_symbolic()) {
+                    self.remember(&refs, &cf);
+                }
+                cf
+            }
+        };
         let outs = cf.plan.run(&tensors)?;
         F::Output::unflatten(outs)
     }
@@ -214,18 +235,19 @@ impl<M, F: Body<M>> Function<M, F> {
     }
 
     fn check_kinds(&self, refs: &[ArgRef<'_>]) -> Result<()> {
-        let kinds = F::kinds();
-        let got: Vec<bool> = refs.iter().map(|a| !matches!(a, ArgRef::Host(_))).collect();
-        if kinds != got {
-            let show = |k: &[bool]| k.iter().map(|t| if *t { "tensor" } else { "host value" }).collect::<Vec<_>>().join(", ");
-            return Err(Error::SignatureMismatch {
-                function: self.inner.name.clone(),
-                index: kinds.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(kinds.len().min(got.len())),
-                expected: format!("({})", show(&kinds)),
-                found: format!("({})", show(&got)),
-            });
+        let kinds = F::KINDS;
+        if kinds.len() == refs.len() && kinds.iter().zip(refs).all(|(k, a)| *k != matches!(a, ArgRef::Host(_))) {
+            return Ok(());
         }
-        Ok(())
+        let got: Vec<bool> = refs.iter().map(|a| !matches!(a, ArgRef::Host(_))).collect();
+        let show =
+            |k: &[bool]| k.iter().map(|t| if *t { "tensor" } else { "host value" }).collect::<Vec<_>>().join(", ");
+        Err(Error::SignatureMismatch {
+            function: self.inner.name.clone(),
+            index: kinds.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(kinds.len().min(got.len())),
+            expected: format!("({})", show(kinds)),
+            found: format!("({})", show(&got)),
+        })
     }
 
     /// The key of a call, after `input_signature` and `reduce_retracing` generalisation.
@@ -291,7 +313,8 @@ impl<M, F: Body<M>> Function<M, F> {
     /// The concrete function for these arguments, tracing it first if needed.
     fn concrete_for(&self, refs: &[ArgRef<'_>]) -> Result<(Arc<ConcreteFunction>, bool)> {
         let key = self.key(refs)?;
-        let specs: Vec<TensorSpec> = key.0.iter().filter_map(|p| if let KeyPart::Tensor(s) = p { Some(s.clone()) } else { None }).collect();
+        let specs: Vec<TensorSpec> =
+            key.0.iter().filter_map(|p| if let KeyPart::Tensor(s) = p { Some(s.clone()) } else { None }).collect();
         let slot = lock(&self.inner.cache).entry(key).or_default().clone();
         let mut slot = lock(&slot);
         if let Some(cf) = slot.as_ref() {
@@ -308,7 +331,10 @@ impl<M, F: Body<M>> Function<M, F> {
         let names = self.inner.options.arg_names.clone();
         let mut symbols: Vec<Tensor> = Vec::new();
         for (i, s) in specs.iter().enumerate() {
-            let name = names.as_ref().and_then(|n| n.get(i).cloned()).unwrap_or_else(|| DEFAULT_NAMES.get(i).map_or(format!("arg{i}"), |s| s.to_string()));
+            let name = names
+                .as_ref()
+                .and_then(|n| n.get(i).cloned())
+                .unwrap_or_else(|| DEFAULT_NAMES.get(i).map_or(format!("arg{i}"), |s| s.to_string()));
             symbols.push(trace.add_input(i, &name, s.trace_shape(), s.dtype));
         }
         let mut it = symbols.iter();
@@ -332,25 +358,69 @@ impl<M, F: Body<M>> Function<M, F> {
     /// Records whether this call traced; warns (at most twice per function) when at least
     /// 5 of the last 10 calls traced, as TensorFlow does.
     fn note_call(&self, traced: bool, refs: &[ArgRef<'_>]) {
-        let mut r = lock(&self.inner.recent);
-        r.push_back(traced);
-        if r.len() > 10 {
-            r.pop_front();
+        // Low 10 bits: the history; bits 16..: how many calls are in it (at most 10).
+        let push = |r: u32| {
+            let n = ((r >> 16) + 1).min(10);
+            (n << 16) | (((r & 0x3ff) << 1) | traced as u32) & 0x3ff
+        };
+        // Steady state (10 calls, none traced) stays as it is: skip the read-modify-write.
+        if !traced && self.inner.recent.load(Ordering::Relaxed) == 10 << 16 {
+            return;
         }
-        let n = r.iter().filter(|t| **t).count();
+        let prev = self.inner.recent.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| Some(push(r))).unwrap_or(0);
+        let now = push(prev);
+        let (n, calls) = ((now & 0x3ff).count_ones(), now >> 16);
         if traced && n >= 5 && self.inner.warnings.load(Ordering::Relaxed) < 2 {
             self.inner.warnings.fetch_add(1, Ordering::Relaxed);
-            let sig: Vec<String> = refs.iter().map(|a| match a {
-                ArgRef::Tensor(t) => TensorSpec::of(t).to_string(),
-                ArgRef::Spec(s) => s.to_string(),
-                ArgRef::Host(h) => format!("{h:?}"),
-            }).collect();
+            let sig: Vec<String> = refs
+                .iter()
+                .map(|a| match a {
+                    ArgRef::Tensor(t) => TensorSpec::of(t).to_string(),
+                    ArgRef::Spec(s) => s.to_string(),
+                    ArgRef::Host(h) => format!("{h:?}"),
+                })
+                .collect();
             log::warn!(
-                "{n} out of the last {} calls to {} triggered retracing (the last with arguments ({})). Retracing happens for every new tensor dtype or shape and every new host-argument value; it is expensive. Pass tensors instead of changing host values, use an input_signature with None dims, or set reduce_retracing: true.",
-                r.len(),
+                "{n} out of the last {calls} calls to {} triggered retracing (the last with arguments ({})). Retracing happens for every new tensor dtype or shape and every new host-argument value; it is expensive. Pass tensors instead of changing host values, use an input_signature with None dims, or set reduce_retracing: true.",
                 self.inner.name,
                 sig.join(", ")
             );
         }
+    }
+
+    /// The concrete function of the last call when these arguments match its exact
+    /// signature (no key built, no allocation).
+    fn repeat(&self, refs: &[ArgRef<'_>]) -> Option<Arc<ConcreteFunction>> {
+        let last = lock(&self.inner.last);
+        let (parts, cf) = last.as_ref()?;
+        let same = parts.len() == refs.len()
+            && parts.iter().zip(refs).all(|(p, a)| match (p, a) {
+                (KeyPart::Tensor(s), ArgRef::Tensor(t)) => {
+                    s.dtype == t.dtype()
+                        && s.dims.len() == t.rank()
+                        && s.dims.iter().zip(t.shape().iter()).all(|(d, n)| *d == Some(*n))
+                }
+                (KeyPart::Host(h), ArgRef::Host(v)) => h.dyn_eq(*v),
+                _ => false,
+            });
+        same.then(|| cf.clone())
+    }
+
+    /// Remembers an exact signature for `repeat` (only when keys are exact: no
+    /// input_signature and no reduce_retracing).
+    fn remember(&self, refs: &[ArgRef<'_>], cf: &Arc<ConcreteFunction>) {
+        let o = &self.inner.options;
+        if o.input_signature.is_some() || o.reduce_retracing {
+            return;
+        }
+        let parts = refs
+            .iter()
+            .map(|a| match a {
+                ArgRef::Tensor(t) => KeyPart::Tensor(TensorSpec::of(t)),
+                ArgRef::Spec(s) => KeyPart::Tensor((*s).clone()),
+                ArgRef::Host(h) => KeyPart::Host(h.clone_box()),
+            })
+            .collect();
+        *lock(&self.inner.last) = Some((parts, cf.clone()));
     }
 }

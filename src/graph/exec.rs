@@ -16,12 +16,23 @@ use crate::variable::{AssignKind, Variable};
 enum StepOp {
     Input(usize),
     Const(Tensor),
-    Prim(PrimOp),
+    /// A primitive; with its output type when every shape around it was known at trace
+    /// time (the call's signature check guarantees them, so inference is skipped).
+    Prim(PrimOp, Option<(crate::shape::Shape, crate::dtype::DType)>),
     Print,
     Read(Variable),
     Assign(Variable, AssignKind),
-    Cond { then: Arc<Plan>, otherwise: Arc<Plan>, n_then: usize },
-    While { cond: Arc<Plan>, body: Arc<Plan>, n_vars: usize, n_cond: usize },
+    Cond {
+        then: Arc<Plan>,
+        otherwise: Arc<Plan>,
+        n_then: usize,
+    },
+    While {
+        cond: Arc<Plan>,
+        body: Arc<Plan>,
+        n_vars: usize,
+        n_cond: usize,
+    },
     Project(usize),
 }
 
@@ -34,17 +45,31 @@ struct Step {
     loc: Option<Loc>,
 }
 
-/// A slot's value: one tensor, or the outputs of a cond or while node.
+/// A slot's value: one tensor, a borrowed argument, or the outputs of a cond or while node.
 #[derive(Clone)]
-enum Value {
+enum Value<'a> {
     One(Tensor),
+    Arg(&'a Tensor),
     Many(Vec<Tensor>),
+}
+
+impl Value<'_> {
+    fn tensor(&self) -> Option<&Tensor> {
+        match self {
+            Value::One(t) => Some(t),
+            Value::Arg(t) => Some(t),
+            Value::Many(_) => None,
+        }
+    }
 }
 
 /// A graph compiled for execution. Slot `i` holds the value of the `i`-th kept node.
 pub(crate) struct Plan {
     steps: Vec<Step>,
     outputs: Vec<usize>,
+    /// Per slot, whether its tensor is made by this plan (so it may be reused in place);
+    /// arguments, constants and variable reads are shared with the caller and never are.
+    owned: Vec<bool>,
 }
 
 fn missing(id: NodeId) -> Error {
@@ -67,7 +92,8 @@ impl Plan {
         }
         // Argument nodes keep their slots even when unused, so arguments line up.
         let kept: Vec<NodeId> = ids.into_iter().filter(|id| live.contains(id) || g.inputs.contains(id)).collect();
-        let slot_of: std::collections::HashMap<NodeId, usize> = kept.iter().enumerate().map(|(s, id)| (*id, s)).collect();
+        let slot_of: std::collections::HashMap<NodeId, usize> =
+            kept.iter().enumerate().map(|(s, id)| (*id, s)).collect();
         let slot = |id: &NodeId| slot_of.get(id).copied().ok_or_else(|| missing(*id));
         let mut last = vec![None; kept.len()];
         let mut steps = Vec::with_capacity(kept.len());
@@ -80,7 +106,11 @@ impl Plan {
             let op = match &n.op {
                 NodeOp::Input(i) => StepOp::Input(*i),
                 NodeOp::Const(t) => StepOp::Const(t.clone()),
-                NodeOp::Prim(p) => StepOp::Prim(p.clone()),
+                NodeOp::Prim(p) => {
+                    let known = n.shape.is_fully_known()
+                        && n.inputs.iter().all(|i| g.node(*i).is_some_and(|m| m.shape.is_fully_known()));
+                    StepOp::Prim(p.clone(), known.then(|| (n.shape.clone(), n.dtype)))
+                }
                 NodeOp::Print => StepOp::Print,
                 NodeOp::ReadVariable(v) => StepOp::Read(v.clone()),
                 NodeOp::AssignVariable(v, k) => StepOp::Assign(v.clone(), *k),
@@ -100,6 +130,7 @@ impl Plan {
             steps.push(Step { op, args, free: SmallVec::new(), node: *id, loc: n.loc });
         }
         let outputs = g.outputs.iter().map(slot).collect::<Result<Vec<_>>>()?;
+        let owned = steps.iter().map(|st| matches!(st.op, StepOp::Prim(..) | StepOp::Project(_))).collect();
         for (s, l) in last.iter().enumerate() {
             if let Some(step) = l {
                 if !outputs.contains(&s) {
@@ -107,17 +138,20 @@ impl Plan {
                 }
             }
         }
-        Ok(Plan { steps, outputs })
+        Ok(Plan { steps, outputs, owned })
     }
 
     /// Runs the plan on concrete arguments (the graph's inputs, in order).
     pub(crate) fn run(&self, args: &[&Tensor]) -> Result<Vec<Tensor>> {
-        let mut slots: Vec<Option<Value>> = vec![None; self.steps.len()];
+        let mut slots: Vec<Option<Value<'_>>> = vec![None; self.steps.len()];
         for (s, step) in self.steps.iter().enumerate() {
-            let value = self.step(step, &slots, args).map_err(|e| match step.loc {
-                Some(l) => e.at(l.in_node(step.node.0)),
-                None => e,
-            })?;
+            let value = match self.in_place(step, &mut slots) {
+                Some(v) => v,
+                None => self.step(step, &slots, args).map_err(|e| match step.loc {
+                    Some(l) => e.at(l.in_node(step.node.0)),
+                    None => e,
+                })?,
+            };
             slots[s] = Some(value);
             for f in &step.free {
                 slots[*f] = None;
@@ -127,29 +161,80 @@ impl Plan {
             .iter()
             .map(|o| match slots[*o].take() {
                 Some(Value::One(t)) => Ok(t),
+                Some(Value::Arg(t)) => Ok(t.clone()),
                 _ => Err(Error::invalid("function", "an output was not computed")),
             })
             .collect()
     }
 
-    fn step(&self, step: &Step, slots: &[Option<Value>], args: &[&Tensor]) -> Result<Value> {
-        let ins: SmallVec<[&Tensor; 3]> = step
-            .args
-            .iter()
-            .filter_map(|a| match &slots[*a] {
+    /// Runs an elementwise step over the buffer of an input this step reads last, when
+    /// that input has the output's shape and no other handle (no allocation). `None`
+    /// when it does not apply; the input is then left where it was.
+    fn in_place<'a>(&self, step: &Step, slots: &mut [Option<Value<'a>>]) -> Option<Value<'a>> {
+        use crate::backend::cpu::elementwise::{binary_inplace, unary_inplace};
+        let StepOp::Prim(op, Some((shape, dtype))) = &step.op else { return None };
+        let take = |slots: &mut [Option<Value<'a>>], a: usize| -> Option<Tensor> {
+            let ok = self.owned[a]
+                && step.free.contains(&a)
+                && step.args.iter().filter(|x| **x == a).count() == 1
+                && matches!(&slots[a], Some(Value::One(t)) if t.shape() == shape && t.dtype() == *dtype);
+            match ok.then(|| slots[a].take()).flatten() {
                 Some(Value::One(t)) => Some(t),
                 _ => None,
-            })
-            .collect();
+            }
+        };
+        match op {
+            PrimOp::Unary(u) => {
+                let a = *step.args.first()?;
+                let t = take(slots, a)?;
+                match unary_inplace(*u, t) {
+                    Ok(t) => Some(Value::One(t)),
+                    Err(t) => {
+                        slots[a] = Some(Value::One(t));
+                        None
+                    }
+                }
+            }
+            PrimOp::Binary(b) => {
+                for (i, rhs) in [(0, false), (1, true)] {
+                    let (a, o) = (*step.args.get(i)?, *step.args.get(1 - i)?);
+                    let Some(t) = take(slots, a) else { continue };
+                    let r = match slots[o].as_ref().and_then(Value::tensor) {
+                        Some(other) => binary_inplace(*b, t, other, rhs),
+                        None => Err(t),
+                    };
+                    match r {
+                        Ok(t) => return Some(Value::One(t)),
+                        Err(t) => slots[a] = Some(Value::One(t)),
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn step<'a>(&self, step: &Step, slots: &[Option<Value<'a>>], args: &[&'a Tensor]) -> Result<Value<'a>> {
+        let ins: SmallVec<[&Tensor; 3]> =
+            step.args.iter().filter_map(|a| slots[*a].as_ref().and_then(Value::tensor)).collect();
         let arity = |want: usize| -> Result<()> {
-            if ins.len() == want { Ok(()) } else { Err(Error::invalid("function", format!("graph node {} ran before its inputs", step.node))) }
+            if ins.len() == want {
+                Ok(())
+            } else {
+                Err(Error::invalid("function", format!("graph node {} ran before its inputs", step.node)))
+            }
         };
         Ok(match &step.op {
-            StepOp::Input(i) => Value::One(args.get(*i).map(|t| (*t).clone()).ok_or_else(|| Error::invalid("function", format!("missing argument {i}")))?),
+            StepOp::Input(i) => Value::Arg(
+                args.get(*i).copied().ok_or_else(|| Error::invalid("function", format!("missing argument {i}")))?,
+            ),
             StepOp::Const(t) => Value::One(t.clone()),
-            StepOp::Prim(p) => {
+            StepOp::Prim(p, known) => {
                 arity(step.args.len())?;
-                Value::One(crate::op::execute(p, &ins)?)
+                Value::One(match known {
+                    Some((shape, dtype)) => crate::backend::cpu::execute(p, &ins, shape.clone(), *dtype)?,
+                    None => crate::op::execute(p, &ins)?,
+                })
             }
             StepOp::Print => {
                 arity(1)?;
@@ -165,7 +250,9 @@ impl Plan {
             StepOp::Project(k) => {
                 let src = step.args.first().and_then(|a| slots[*a].as_ref());
                 match src {
-                    Some(Value::Many(v)) => Value::One(v.get(*k).cloned().ok_or_else(|| Error::invalid("function", "projection out of range"))?),
+                    Some(Value::Many(v)) => Value::One(
+                        v.get(*k).cloned().ok_or_else(|| Error::invalid("function", "projection out of range"))?,
+                    ),
                     _ => return Err(Error::invalid("function", "projection of a missing value")),
                 }
             }
@@ -184,7 +271,10 @@ impl Plan {
                     let mut a: Vec<&Tensor> = vars.iter().collect();
                     a.extend(cond_caps.iter().copied());
                     let c = cond.run(&a)?;
-                    let go = c.first().ok_or_else(|| Error::invalid("while_loop", "cond returned nothing"))?.to_bool_impl("while_loop")?;
+                    let go = c
+                        .first()
+                        .ok_or_else(|| Error::invalid("while_loop", "cond returned nothing"))?
+                        .to_bool_impl("while_loop")?;
                     if !go {
                         break;
                     }

@@ -181,7 +181,10 @@ impl Graph {
                 if *i >= id {
                     return bad(format!("{id} reads {i}, which is not created before it"));
                 }
-                let edge = self.g.edges_directed(id.ix(), Direction::Incoming).any(|e| e.source() == i.ix() && *e.weight() == slot as u32);
+                let edge = self
+                    .g
+                    .edges_directed(id.ix(), Direction::Incoming)
+                    .any(|e| e.source() == i.ix() && *e.weight() == slot as u32);
                 if !edge {
                     return bad(format!("{id} input {slot} ({i}) has no matching edge"));
                 }
@@ -211,7 +214,8 @@ impl Graph {
                 NodeOp::While { cond, body, n_vars, n_cond } => {
                     cond.verify()?;
                     body.verify()?;
-                    if n.inputs.len() != n_vars + n_cond + (body.inputs.len() - n_vars) || body.outputs.len() != *n_vars {
+                    if n.inputs.len() != n_vars + n_cond + (body.inputs.len() - n_vars) || body.outputs.len() != *n_vars
+                    {
                         return bad("a while node's inputs do not match its loop graphs".into());
                     }
                 }
@@ -233,8 +237,15 @@ impl Graph {
             let shape = if self.outputs.contains(&id) { ", peripheries=2" } else { "" };
             format!("label=\"{id} {what}\\n{}{}\", shape=box{shape}", n.dtype, n.shape)
         };
-        let edge_attr = |_: &StableDiGraph<Node, u32>, e: petgraph::stable_graph::EdgeReference<'_, u32>| format!("label=\"{}\"", e.weight());
-        let dot = petgraph::dot::Dot::with_attr_getters(&self.g, &[petgraph::dot::Config::EdgeNoLabel, petgraph::dot::Config::NodeNoLabel], &edge_attr, &node_attr);
+        let edge_attr = |_: &StableDiGraph<Node, u32>, e: petgraph::stable_graph::EdgeReference<'_, u32>| {
+            format!("label=\"{}\"", e.weight())
+        };
+        let dot = petgraph::dot::Dot::with_attr_getters(
+            &self.g,
+            &[petgraph::dot::Config::EdgeNoLabel, petgraph::dot::Config::NodeNoLabel],
+            &edge_attr,
+            &node_attr,
+        );
         format!("{dot:?}")
     }
 }
@@ -243,7 +254,10 @@ impl Graph {
 fn scalar_text(t: &Tensor) -> String {
     let s = t.to_string();
     // "Tensor(2., shape=...)" -> "2."
-    s.strip_prefix("Tensor(").and_then(|r| r.split(", shape=").next()).map(|v| v.trim_matches(['[', ']']).to_string()).unwrap_or(s)
+    s.strip_prefix("Tensor(")
+        .and_then(|r| r.split(", shape=").next())
+        .map(|v| v.trim_matches(['[', ']']).to_string())
+        .unwrap_or(s)
 }
 
 fn args(g: &Graph, n: &Node) -> String {
@@ -261,7 +275,9 @@ fn attrs(op: &PrimOp) -> String {
         PrimOp::Concat(a) | PrimOp::Gather(a) => format!("[axis={a}]"),
         PrimOp::Slice { begin, size } => format!("[begin={begin:?}, size={size:?}]"),
         PrimOp::OneHot { depth, dtype } => format!("[depth={depth}, dtype={dtype}]"),
-        PrimOp::MatMul { transpose_a, transpose_b } if *transpose_a || *transpose_b => format!("[transpose_a={transpose_a}, transpose_b={transpose_b}]"),
+        PrimOp::MatMul { transpose_a, transpose_b } if *transpose_a || *transpose_b => {
+            format!("[transpose_a={transpose_a}, transpose_b={transpose_b}]")
+        }
         PrimOp::Softmax { axis, .. } => format!("[axis={axis}]"),
         _ => String::new(),
     }

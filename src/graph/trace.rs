@@ -19,8 +19,10 @@ use crate::tensor::Tensor;
 /// A graph under construction (shared by the symbolic tensors that point into it).
 pub(crate) struct TraceGraph {
     pub(crate) graph: Mutex<Graph>,
-    /// Concrete tensors already captured as constants, by buffer address.
-    consts: Mutex<HashMap<usize, NodeId>>,
+    /// Concrete tensors already captured as constants, by handle (a clone is kept, so the
+    /// handle's address cannot be reused by another tensor while the trace lives; buffer
+    /// addresses would not do: a reshape shares its source's buffer, empty buffers share one).
+    consts: Mutex<HashMap<usize, (Tensor, NodeId)>>,
     /// Symbolic tensors of enclosing traces that this (branch or loop) graph reads, each
     /// with the input node standing for it here.
     captures: Mutex<Vec<(Tensor, NodeId)>>,
@@ -67,7 +69,14 @@ impl TraceGraph {
         Tensor::symbolic(Symbol { trace: self.clone(), node: id, name }, shape, dtype)
     }
 
-    pub(crate) fn add_node(self: &Arc<Self>, op: NodeOp, inputs: SmallVec<[NodeId; 3]>, shape: Shape, dtype: DType, loc: Option<Loc>) -> Tensor {
+    pub(crate) fn add_node(
+        self: &Arc<Self>,
+        op: NodeOp,
+        inputs: SmallVec<[NodeId; 3]>,
+        shape: Shape,
+        dtype: DType,
+        loc: Option<Loc>,
+    ) -> Tensor {
         let mut g = self.lock();
         let id = g.add(Node { op, inputs, shape: shape.clone(), dtype, loc });
         let name = g.tensor_name(id);
@@ -94,30 +103,34 @@ impl TraceGraph {
                 ));
             }
             let mut caps = self.captures.lock().unwrap_or_else(|p| p.into_inner());
-            let same = |c: &&(Tensor, NodeId)| c.0.symbol().is_some_and(|cs| Arc::ptr_eq(&cs.trace, &s.trace) && cs.node == s.node);
+            let same = |c: &&(Tensor, NodeId)| {
+                c.0.symbol().is_some_and(|cs| Arc::ptr_eq(&cs.trace, &s.trace) && cs.node == s.node)
+            };
             if let Some((_, id)) = caps.iter().find(same) {
                 return Ok(*id);
             }
             let mut g = self.lock();
             let k = g.inputs.len();
-            let id = g.add(Node { op: NodeOp::Input(k), inputs: SmallVec::new(), shape: t.shape().clone(), dtype: t.dtype(), loc: None });
+            let id = g.add(Node {
+                op: NodeOp::Input(k),
+                inputs: SmallVec::new(),
+                shape: t.shape().clone(),
+                dtype: t.dtype(),
+                loc: None,
+            });
             g.inputs.push(id);
             g.input_names.push(format!("capture{}", caps.len()));
             caps.push((t.clone(), id));
             return Ok(id);
         }
-        let key = t.data_ptr() as usize;
+        let key = std::sync::Arc::as_ptr(&t.0) as usize;
         let mut consts = self.consts.lock().unwrap_or_else(|p| p.into_inner());
-        if key != 0 {
-            if let Some(id) = consts.get(&key) {
-                return Ok(*id);
-            }
+        if let Some((_, id)) = consts.get(&key) {
+            return Ok(*id);
         }
         let c = self.add_node(NodeOp::Const(t.strong()), SmallVec::new(), t.shape().clone(), t.dtype(), None);
         let id = c.symbol().map(|s| s.node).ok_or_else(|| Error::invalid(op, "constant capture failed"))?;
-        if key != 0 {
-            consts.insert(key, id);
-        }
+        consts.insert(key, (t.clone(), id));
         Ok(id)
     }
 
@@ -149,7 +162,11 @@ pub(crate) fn with_trace<R>(trace: &Arc<TraceGraph>, f: impl FnOnce() -> R) -> R
 pub(crate) fn record(op: PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType, loc: Loc) -> Result<Tensor> {
     let name = op.name();
     let trace = active_for(inputs, name, loc)?;
-    let ids = inputs.iter().map(|t| trace.node_of(t, name)).collect::<Result<SmallVec<[NodeId; 3]>>>().map_err(|e| e.at(loc))?;
+    let ids = inputs
+        .iter()
+        .map(|t| trace.node_of(t, name))
+        .collect::<Result<SmallVec<[NodeId; 3]>>>()
+        .map_err(|e| e.at(loc))?;
     Ok(trace.add_node(NodeOp::Prim(op), ids, shape, dtype, Some(loc)))
 }
 

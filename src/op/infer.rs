@@ -108,7 +108,9 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             let mut out = x.shape().clone();
             for (i, t) in inputs.iter().enumerate().skip(1) {
                 same_dtype(name, x, t)?;
-                let agree = |d: usize| d == *axis || t.shape()[d] == x.shape()[d] || t.shape()[d] == UNKNOWN || x.shape()[d] == UNKNOWN;
+                let agree = |d: usize| {
+                    d == *axis || t.shape()[d] == x.shape()[d] || t.shape()[d] == UNKNOWN || x.shape()[d] == UNKNOWN
+                };
                 if t.rank() != x.rank() || !(0..x.rank()).all(agree) {
                     return Err(Error::shape(
                         name,
@@ -141,13 +143,24 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
                     -1 if dim == UNKNOWN => UNKNOWN,
                     -1 => dim.saturating_sub(begin[d]),
                     s if s >= 0 => s as usize,
-                    s => return Err(Error::invalid(name, format!("size must be >= 0 or -1 (to the end), found {s} on axis {d}"))),
+                    s => {
+                        return Err(Error::invalid(
+                            name,
+                            format!("size must be >= 0 or -1 (to the end), found {s} on axis {d}"),
+                        ));
+                    }
                 };
-                let fits = dim == UNKNOWN || (len != UNKNOWN && begin[d].checked_add(len).is_some_and(|end| end <= dim) && begin[d] <= dim);
+                let fits = dim == UNKNOWN
+                    || (len != UNKNOWN && begin[d].checked_add(len).is_some_and(|end| end <= dim) && begin[d] <= dim);
                 if !fits {
                     return Err(Error::invalid(
                         name,
-                        format!("slice [{}, {}) of axis {d} is out of bounds for shape {}", begin[d], begin[d].saturating_add(len), x.shape()),
+                        format!(
+                            "slice [{}, {}) of axis {d} is out of bounds for shape {}",
+                            begin[d],
+                            begin[d].saturating_add(len),
+                            x.shape()
+                        ),
                     ));
                 }
                 out.0.push(len);
@@ -268,7 +281,9 @@ fn reshape_target(x: &Tensor, spec: &[isize]) -> Result<Shape> {
         } else if d < 0 {
             return Err(Error::invalid(name, format!("dims must be >= 0 or -1, found {d} in {spec:?}")));
         } else {
-            known = known.checked_mul(d as usize).ok_or_else(|| Error::invalid(name, format!("shape {spec:?} is too large")))?;
+            known = known
+                .checked_mul(d as usize)
+                .ok_or_else(|| Error::invalid(name, format!("shape {spec:?} is too large")))?;
             out.0.push(d as usize);
         }
     }

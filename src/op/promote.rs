@@ -91,6 +91,12 @@ pub(crate) fn unify(op: &'static str, a: &Tensor, b: &Tensor) -> Result<DType> {
     }
 }
 
+/// The dtype a weak host scalar of dtype `w` takes next to a tensor of dtype `s`, or the
+/// error strict mode gives (a float literal for an integer tensor).
+pub(crate) fn weak_dtype(op: &'static str, w: DType, s: DType) -> Result<DType> {
+    weak_into(op, w, s, promotion_mode())
+}
+
 /// A weak host scalar of dtype `w` meets a tensor of dtype `s`.
 fn weak_into(op: &'static str, w: DType, s: DType, mode: PromotionMode) -> Result<DType> {
     match (kind(w), kind(s)) {

@@ -26,7 +26,7 @@ impl Tensor {
                 op: "to_bool",
                 name: s.name.clone(),
                 shape: self.shape().to_string(),
-                dtype: self.dtype().to_string(),
+                dtype: self.dtype(),
                 message: "its value does not exist until the graph runs; branch with ff::cond(&pred, || ..., || ...) or loop with ff::while_loop, or call ff::config::run_functions_eagerly(true) to debug".into(),
                 location: Some(loc),
             });
@@ -52,9 +52,14 @@ struct Sub {
     types: Vec<(Shape, DType)>,
 }
 
-fn trace_sub(parent: &Arc<TraceGraph>, explicit: &[(Shape, DType)], f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>) -> Result<Sub> {
+fn trace_sub(
+    parent: &Arc<TraceGraph>,
+    explicit: &[(Shape, DType)],
+    f: impl FnOnce(&[Tensor]) -> Result<Vec<Tensor>>,
+) -> Result<Sub> {
     let child = TraceGraph::new(parent.first_trace);
-    let ins: Vec<Tensor> = explicit.iter().enumerate().map(|(i, (s, d))| child.add_input(i, &format!("v{i}"), s.clone(), *d)).collect();
+    let ins: Vec<Tensor> =
+        explicit.iter().enumerate().map(|(i, (s, d))| child.add_input(i, &format!("v{i}"), s.clone(), *d)).collect();
     let outs = with_trace(&child, || f(&ins))?;
     let ids = with_trace(&child, || outs.iter().map(|t| output_node(&child, t)).collect::<Result<Vec<NodeId>>>())?;
     let mut graph = std::mem::take(&mut *child.lock());
@@ -68,17 +73,36 @@ fn type_text((s, d): &(Shape, DType)) -> String {
 }
 
 /// Adds a multi-output node and one `project` node per output.
-fn add_multi(parent: &Arc<TraceGraph>, op: NodeOp, inputs: Vec<&Tensor>, types: &[(Shape, DType)], name: &'static str, loc: Loc) -> Result<Vec<Tensor>> {
-    let ids = inputs.iter().map(|t| parent.node_of(t, name)).collect::<Result<smallvec::SmallVec<[NodeId; 3]>>>().map_err(|e| e.at(loc))?;
+fn add_multi(
+    parent: &Arc<TraceGraph>,
+    op: NodeOp,
+    inputs: Vec<&Tensor>,
+    types: &[(Shape, DType)],
+    name: &'static str,
+    loc: Loc,
+) -> Result<Vec<Tensor>> {
+    let ids = inputs
+        .iter()
+        .map(|t| parent.node_of(t, name))
+        .collect::<Result<smallvec::SmallVec<[NodeId; 3]>>>()
+        .map_err(|e| e.at(loc))?;
     let node = parent.add_node(op, ids, Shape::scalar(), DType::Bool, Some(loc));
     let id = node.symbol().map(|s| s.node).ok_or_else(|| Error::invalid(name, "node creation failed"))?;
-    Ok(types.iter().enumerate().map(|(k, (s, d))| parent.add_node(NodeOp::Project(k), smallvec::smallvec![id], s.clone(), *d, Some(loc))).collect())
+    Ok(types
+        .iter()
+        .enumerate()
+        .map(|(k, (s, d))| parent.add_node(NodeOp::Project(k), smallvec::smallvec![id], s.clone(), *d, Some(loc)))
+        .collect())
 }
 
 /// `then_fn()` if `pred` else `else_fn()`. With a symbolic `pred` both branches are traced
 /// and must return the same number of outputs with the same dtypes and shapes.
 #[track_caller]
-pub fn cond<O: Outputs>(pred: &Tensor, then_fn: impl FnOnce() -> Result<O>, else_fn: impl FnOnce() -> Result<O>) -> Result<O> {
+pub fn cond<O: Outputs>(
+    pred: &Tensor,
+    then_fn: impl FnOnce() -> Result<O>,
+    else_fn: impl FnOnce() -> Result<O>,
+) -> Result<O> {
     let loc = Loc::caller();
     if !pred.is_symbolic() {
         return if pred.to_bool_impl("cond").map_err(|e| e.at(loc))? { then_fn() } else { else_fn() };
@@ -89,15 +113,26 @@ pub fn cond<O: Outputs>(pred: &Tensor, then_fn: impl FnOnce() -> Result<O>, else
     if t.types.len() != e.types.len() {
         return Err(Error::InvalidArgument {
             op: "cond",
-            message: format!("the then branch returns {} outputs but the else branch returns {}", t.types.len(), e.types.len()),
+            message: format!(
+                "the then branch returns {} outputs but the else branch returns {}",
+                t.types.len(),
+                e.types.len()
+            ),
             location: Some(loc),
         });
     }
     for (k, (a, b)) in t.types.iter().zip(&e.types).enumerate() {
         if a != b {
-            let (expected, found) = (format!("output {k} of the else branch to be {} like the then branch", type_text(a)), type_text(b));
+            let (expected, found) =
+                (format!("output {k} of the else branch to be {} like the then branch", type_text(a)), type_text(b));
             return Err(if a.1 != b.1 {
-                Error::DTypeMismatch { op: "cond", expected, found, fix: Some("cast one branch's output".into()), location: Some(loc) }
+                Error::DTypeMismatch {
+                    op: "cond",
+                    expected,
+                    found,
+                    fix: Some("cast one branch's output".into()),
+                    location: Some(loc),
+                }
             } else {
                 Error::ShapeMismatch { op: "cond", expected, found, fix: None, location: Some(loc) }
             });
@@ -125,7 +160,11 @@ pub fn while_loop(
         if types.len() != vars.len() {
             return Err(Error::InvalidArgument {
                 op: "while_loop",
-                message: format!("the body returns {} tensors {what}, but there are {} loop variables", types.len(), vars.len()),
+                message: format!(
+                    "the body returns {} tensors {what}, but there are {} loop variables",
+                    types.len(),
+                    vars.len()
+                ),
                 location: Some(loc),
             });
         }
@@ -156,7 +195,10 @@ pub fn while_loop(
     if c.types.len() != 1 || c.types[0].0.num_elements() != 1 {
         return Err(Error::InvalidArgument {
             op: "while_loop",
-            message: format!("cond must return one one-element tensor, found {}", c.types.iter().map(type_text).collect::<Vec<_>>().join(", ")),
+            message: format!(
+                "cond must return one one-element tensor, found {}",
+                c.types.iter().map(type_text).collect::<Vec<_>>().join(", ")
+            ),
             location: Some(loc),
         });
     }
@@ -165,6 +207,11 @@ pub fn while_loop(
     let mut inputs: Vec<&Tensor> = vars.iter().collect();
     inputs.extend(c.captured.iter());
     inputs.extend(b.captured.iter());
-    let op = NodeOp::While { cond: Arc::new(c.graph), body: Arc::new(b.graph), n_vars: vars.len(), n_cond: c.captured.len() };
+    let op = NodeOp::While {
+        cond: Arc::new(c.graph),
+        body: Arc::new(b.graph),
+        n_vars: vars.len(),
+        n_cond: c.captured.len(),
+    };
     add_multi(&parent, op, inputs, &types, "while_loop", loc)
 }

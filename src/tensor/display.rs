@@ -115,6 +115,17 @@ fn values<T: Element>(t: &Tensor) -> String {
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = self.symbol() {
+            // A symbolic tensor has no values: name it, as TensorFlow prints Tensor("x:0", ...).
+            return write!(
+                f,
+                "Tensor(\"{}\", shape={}, dtype={}, device={})",
+                s.name,
+                self.shape(),
+                self.dtype(),
+                self.device()
+            );
+        }
         let v = crate::with_dtype!(self.dtype(), T => values::<T>(self));
         // Continuation lines line up under the first bracket, after "Tensor(".
         let v: Vec<String> = v

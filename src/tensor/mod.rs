@@ -138,7 +138,7 @@ impl Tensor {
             op,
             name: self.symbol().map(|s| s.name.clone()).unwrap_or_default(),
             shape: self.shape().to_string(),
-            dtype: self.dtype().to_string(),
+            dtype: self.dtype(),
             location: None,
         }
     }
@@ -156,6 +156,15 @@ impl Tensor {
             Data::Host(h) => Some(&h.0),
             Data::Alias(t) => t.host_buffer(),
             Data::Symbolic(_) => None,
+        }
+    }
+
+    /// The host buffer for writing, when this handle is the only one to a host tensor
+    /// (no clone, no alias, not symbolic): lets a graph step compute in place.
+    pub(crate) fn host_buffer_mut(&mut self) -> Option<&mut Buffer> {
+        match &mut Arc::get_mut(&mut self.0)?.data {
+            Data::Host(h) => Some(&mut h.0),
+            Data::Alias(_) | Data::Symbolic(_) => None,
         }
     }
 

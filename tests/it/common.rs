@@ -3,6 +3,7 @@
 //! computed independently in f64 (floats) or exact integer arithmetic.
 
 use std::fmt::Display;
+use std::sync::Arc;
 
 use ferroflow as ff;
 use ff::{DType, Tensor};
@@ -20,33 +21,189 @@ pub const ALL: &[DType] = &DType::ALL;
 
 // ---- execution modes -----------------------------------------------------------------------
 
-/// How a table case is executed. Later issues add `Traced` (the body inside `ff::function`),
-/// `TracedOptimized` (the same after the graph passes) and `Wgpu` (inputs placed on the GPU);
-/// each is one more variant, one more entry in [`MODES`] and one more arm in [`run_many`].
+/// How a table case is executed. Each mode is one variant, one entry in [`MODES`] and one arm
+/// in [`run_many`]; `Wgpu` (inputs placed on the GPU) comes with the GPU backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// The op runs at once on concrete tensors.
     Eager,
+    /// The op inside `ff::function`: the case's tensor inputs become the function's tensor
+    /// arguments, everything else (axes, dtypes, flags) is captured by the closure; the call
+    /// traces a graph and runs it with the eager kernels. The result (or the error) must be
+    /// exactly the eager one: see [`run_many`].
+    Traced,
+    // Planned for the optimizer issue: `TracedOptimized`, `Traced` with the graph passes
+    // (constant folding, CSE, fusion) run before the graph is compiled. It needs an option of
+    // `ff::function_with` that does not exist yet, so it is not a variant until it does; a
+    // copy of `Traced` here would only run every case twice for nothing. Its arm in
+    // `run_many` may need a tolerance instead of bit equality if a pass reorders arithmetic
+    // (fusion); constant folding must still agree exactly, as it runs the same kernels.
+    // TracedOptimized,
 }
 
 /// The modes the op table runs every case in.
-pub const MODES: &[Mode] = &[Mode::Eager];
+pub const MODES: &[Mode] = &[Mode::Eager, Mode::Traced];
 
-/// Runs `f` over `inputs` in `mode`. Everything an op needs besides its tensor inputs (axes,
-/// shapes, flags) is captured by the closure, as host values are by a traced function.
+/// The op of a case: its tensor inputs in, its outputs out. Everything else the op needs is
+/// captured, as host values are by a traced function, so it must be `Send + Sync + 'static`
+/// like any body of `ff::function`.
+pub type OpFn = Arc<dyn Fn(&[Tensor]) -> ff::Result<Vec<Tensor>> + Send + Sync>;
+
+/// Runs `f` over `inputs` in `mode`.
+///
+/// `Traced` also runs `f` eagerly and panics (at the caller's line) unless both agree
+/// exactly: the same number of outputs with the same dtypes, shapes and bits (any NaN
+/// matches any NaN), or both an error of the same variant, raised at the same line of the
+/// caller, with the same message apart from the location. It returns the traced outcome.
+#[track_caller]
 pub fn run_many(
     mode: Mode,
     inputs: &[Tensor],
-    f: impl Fn(&[Tensor]) -> ff::Result<Vec<Tensor>>,
+    f: impl Fn(&[Tensor]) -> ff::Result<Vec<Tensor>> + Send + Sync + 'static,
 ) -> ff::Result<Vec<Tensor>> {
     match mode {
         Mode::Eager => f(inputs),
+        Mode::Traced => {
+            let f: OpFn = Arc::new(f);
+            let traced = call_traced(&f, inputs);
+            let eager = f(inputs);
+            if let Err(why) = same_outcome(&eager, &traced) {
+                panic!("traced differs from eager on inputs {}: {why}", describe(inputs));
+            }
+            traced
+        }
     }
 }
 
 /// [`run_many`] for an op with one output.
-pub fn run(mode: Mode, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> ff::Result<Tensor>) -> ff::Result<Tensor> {
-    let out = run_many(mode, inputs, |xs| f(xs).map(|t| vec![t]))?;
+#[track_caller]
+pub fn run(
+    mode: Mode,
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> ff::Result<Tensor> + Send + Sync + 'static,
+) -> ff::Result<Tensor> {
+    let out = run_many(mode, inputs, move |xs| f(xs).map(|t| vec![t]))?;
+    assert_eq!(out.len(), 1, "run: one output");
     Ok(out.into_iter().next().expect("run: one output"))
+}
+
+/// Calls `f` once as a fresh `ff::function` whose tensor arguments are `inputs` (one wrapper
+/// per arity, since a traced closure has a fixed parameter list), and checks that the call
+/// traced exactly once.
+#[track_caller]
+fn call_traced(f: &OpFn, inputs: &[Tensor]) -> ff::Result<Vec<Tensor>> {
+    fn once<M, B: ff::function::Body<M, Output = Vec<Tensor>>>(
+        g: ff::Function<M, B>,
+        args: impl ff::function::CallArgs,
+    ) -> ff::Result<Vec<Tensor>> {
+        let out = g.call(args);
+        assert_eq!(g.tracing_count(), 1, "a traced call traces once (is run_functions_eagerly on?)");
+        out
+    }
+    let f = f.clone();
+    match inputs {
+        // No tensor input: a host value stands in, as a function needs one parameter.
+        [] => once(ff::function(move |_: u8| f(&[])), (0u8,)),
+        [a] => once(ff::function(move |a: &Tensor| f(std::slice::from_ref(a))), (a,)),
+        [a, b] => once(ff::function(move |a: &Tensor, b: &Tensor| f(&[a.clone(), b.clone()])), (a, b)),
+        [a, b, c] => once(
+            ff::function(move |a: &Tensor, b: &Tensor, c: &Tensor| f(&[a.clone(), b.clone(), c.clone()])),
+            (a, b, c),
+        ),
+        [a, b, c, d] => once(
+            ff::function(move |a: &Tensor, b: &Tensor, c: &Tensor, d: &Tensor| {
+                f(&[a.clone(), b.clone(), c.clone(), d.clone()])
+            }),
+            (a, b, c, d),
+        ),
+        _ => panic!("Mode::Traced: add a wrapper for {} tensor inputs", inputs.len()),
+    }
+}
+
+/// `f32[2, 3], i64[]`: the specs of some tensors, for messages.
+pub fn describe(ts: &[Tensor]) -> String {
+    ts.iter().map(|t| format!("{}{:?}", t.dtype(), t.shape().dims())).collect::<Vec<_>>().join(", ")
+}
+
+/// The elements of a tensor as raw bits (floats by their IEEE bits, every NaN the same;
+/// integers sign-extended), so that two tensors compare exactly, `-0.0` apart from `0.0`.
+pub fn bits(t: &Tensor) -> Vec<u64> {
+    fn float(nan: bool, b: u64) -> u64 {
+        if nan { u64::MAX } else { b }
+    }
+    match t.dtype() {
+        F32 => t.to_ndarray::<f32>().unwrap().iter().map(|v| float(v.is_nan(), v.to_bits() as u64)).collect(),
+        F64 => t.to_ndarray::<f64>().unwrap().iter().map(|v| float(v.is_nan(), v.to_bits())).collect(),
+        F16 => t.to_ndarray::<f16>().unwrap().iter().map(|v| float(v.is_nan(), v.to_bits() as u64)).collect(),
+        BF16 => t.to_ndarray::<bf16>().unwrap().iter().map(|v| float(v.is_nan(), v.to_bits() as u64)).collect(),
+        I32 => t.to_ndarray::<i32>().unwrap().iter().map(|&v| v as u64).collect(),
+        I64 => t.to_ndarray::<i64>().unwrap().iter().map(|&v| v as u64).collect(),
+        U8 => t.to_ndarray::<u8>().unwrap().iter().map(|&v| v as u64).collect(),
+        Bool => t.to_ndarray::<bool>().unwrap().iter().map(|&v| v as u64).collect(),
+    }
+}
+
+/// Whether two tensors are the same: dtype, shape and every element's bits.
+pub fn same_tensor(want: &Tensor, got: &Tensor) -> Result<(), String> {
+    if want.dtype() != got.dtype() || want.shape().dims() != got.shape().dims() {
+        return Err(format!(
+            "got {}{:?}, want {}{:?}",
+            got.dtype(),
+            got.shape().dims(),
+            want.dtype(),
+            want.shape().dims()
+        ));
+    }
+    let (w, g) = (bits(want), bits(got));
+    match w.iter().zip(&g).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "element {i} differs: got {}, want {}",
+            values(got).iter().nth(i).copied().unwrap_or_default(),
+            values(want).iter().nth(i).copied().unwrap_or_default()
+        )),
+    }
+}
+
+/// An error's message without its location (` (at file:line:col)`, which a graph error
+/// prefixes with its node).
+pub fn message_sans_location(e: &ff::Error) -> String {
+    let m = e.to_string();
+    match m.rfind(" (at ") {
+        Some(i) if m.ends_with(')') => m[..i].to_string(),
+        _ => m,
+    }
+}
+
+/// Whether a traced outcome is the eager one: see [`run_many`].
+pub fn same_outcome(eager: &ff::Result<Vec<Tensor>>, traced: &ff::Result<Vec<Tensor>>) -> Result<(), String> {
+    match (eager, traced) {
+        (Ok(want), Ok(got)) => {
+            if want.len() != got.len() {
+                return Err(format!("{} outputs, eager gave {}", got.len(), want.len()));
+            }
+            for (i, (w, g)) in want.iter().zip(got).enumerate() {
+                same_tensor(w, g).map_err(|e| format!("output {i}: {e}"))?;
+            }
+            Ok(())
+        }
+        (Err(we), Err(ge)) => {
+            if std::mem::discriminant(we) != std::mem::discriminant(ge) {
+                return Err(format!("traced error {ge}, eager error {we}"));
+            }
+            let (wl, gl) = (we.location(), ge.location());
+            let at = |l: Option<ff::Loc>| l.map(|l| (l.file(), l.line(), l.column()));
+            if at(wl) != at(gl) {
+                return Err(format!("traced error at {gl:?}, eager at {wl:?}: {ge}"));
+            }
+            if message_sans_location(we) != message_sans_location(ge) {
+                return Err(format!("traced error {ge:?}\n  eager error {we:?}"));
+            }
+            Ok(())
+        }
+        (Ok(_), Err(e)) => Err(format!("traced failed, eager succeeded: {e}")),
+        (Err(e), Ok(_)) => Err(format!("traced succeeded, eager failed: {e}")),
+    }
 }
 
 // ---- deterministic values --------------------------------------------------------------------
@@ -379,4 +536,45 @@ fn reference_erf_is_accurate() {
         assert!((erf(x) - want).abs() < 1e-14, "erf({x}) = {}, want {want}", erf(x));
         assert!((erf(-x) + want).abs() < 1e-14);
     }
+}
+
+#[test]
+fn traced_mode_runs_the_op_as_a_graph() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SYMBOLIC: AtomicUsize = AtomicUsize::new(0);
+    let x = tensor(F32, &[2], &[1.0, -2.0]);
+    let body = |t: &[Tensor]| {
+        if t.iter().all(Tensor::is_symbolic) {
+            SYMBOLIC.fetch_add(1, Ordering::SeqCst);
+        }
+        ff::add(&t[0], &t[1])?.relu()
+    };
+    let got = run(Mode::Traced, &[x.clone(), x.clone()], body).unwrap();
+    assert_eq!(SYMBOLIC.load(Ordering::SeqCst), 1, "the body ran once on symbolic tensors (the trace)");
+    assert_eq!(values(&got).iter().copied().collect::<Vec<_>>(), [2.0, 0.0]);
+    // Four tensor inputs, and none.
+    let got = run(Mode::Traced, &[x.clone(), x.clone(), x.clone(), x.clone()], |t| ff::concat(t, 0)).unwrap();
+    assert_eq!(got.shape().dims(), &[8]);
+    let got = run(Mode::Traced, &[], |_| ff::ones(&[3], I32)).unwrap();
+    assert_eq!(bits(&got), [1, 1, 1]);
+}
+
+#[test]
+fn same_outcome_is_exact() {
+    let t = |dt, v: &[f64]| tensor(dt, &[v.len()], v);
+    let ok = |v: Vec<Tensor>| -> ff::Result<Vec<Tensor>> { Ok(v) };
+    let same = |a: Vec<Tensor>, b: Vec<Tensor>| same_outcome(&ok(a), &ok(b)).is_ok();
+    assert!(same(vec![t(F32, &[1.0, f64::NAN])], vec![t(F32, &[1.0, -f64::NAN])]));
+    assert!(!same(vec![t(F32, &[0.0])], vec![t(F32, &[-0.0])]));
+    assert!(!same(vec![t(F32, &[1.0])], vec![t(F32, &[1.0 + 1e-7])]));
+    assert!(!same(vec![t(F32, &[1.0])], vec![t(F64, &[1.0])]));
+    assert!(!same(vec![t(F32, &[1.0])], vec![tensor(F32, &[1, 1], &[1.0])]));
+    let big = |v: i64| Tensor::from_slice(&[v], &[1]).unwrap();
+    assert!(!same(vec![big(1 << 60)], vec![big((1 << 60) + 1)]), "i64 beyond f64's 53 bits");
+    assert!(!same(vec![t(U8, &[1.0])], vec![]));
+    let shape_err = ff::add(t(F32, &[1.0, 2.0]), t(F32, &[1.0, 2.0, 3.0])).map(|x| vec![x]);
+    let dtype_err = ff::add(t(F32, &[1.0]), t(F64, &[1.0])).map(|x| vec![x]);
+    assert!(same_outcome(&shape_err, &dtype_err).is_err());
+    assert!(same_outcome(&shape_err, &ok(vec![])).is_err());
+    assert!(same_outcome(&dtype_err, &dtype_err).is_ok());
 }

@@ -46,7 +46,10 @@ fn symbolic_tensors_refuse_host_reads() {
         let e = x.to_ndarray::<f32>().unwrap_err();
         assert!(matches!(e, Error::SymbolicTensor { .. }), "{e}");
         let msg = e.to_string();
-        assert!(msg.contains("x:0") && msg.contains("[2]") && msg.contains("f32") && msg.contains("run_functions_eagerly"), "{msg}");
+        assert!(
+            msg.contains("x:0") && msg.contains("[2]") && msg.contains("f32") && msg.contains("run_functions_eagerly"),
+            "{msg}"
+        );
         assert!(matches!(x.as_ndarray::<f32>(), Err(Error::SymbolicTensor { .. })));
         assert!(matches!(x.reduce_sum(None, false)?.to_scalar::<f32>(), Err(Error::SymbolicTensor { .. })));
         x.exp()
@@ -94,7 +97,9 @@ fn input_signature_gives_one_trace_and_rejects_misfits() {
         input_signature: Some(vec![TensorSpec::new(&[None, Some(3)], DType::F32)]),
         ..Default::default()
     };
-    let f = ff::function_with(opts, |x: &Tensor| -> ff::Result<Tensor> { x.reduce_sum(Some(&[1]), false)?.reshape(&[-1, 1]) });
+    let f = ff::function_with(opts, |x: &Tensor| -> ff::Result<Tensor> {
+        x.reduce_sum(Some(&[1]), false)?.reshape(&[-1, 1])
+    });
     for n in 1..4 {
         let x = ff::ones(&[n, 3], DType::F32).unwrap();
         let y = f.call(&x).unwrap();
@@ -110,7 +115,10 @@ fn input_signature_gives_one_trace_and_rejects_misfits() {
 
 #[test]
 fn reduce_retracing_generalizes_after_the_second_shape() {
-    let f = ff::function_with(ff::FunctionOptions { reduce_retracing: true, ..Default::default() }, |x: &Tensor| -> ff::Result<Tensor> { x * 2.0f32 });
+    let f = ff::function_with(
+        ff::FunctionOptions { reduce_retracing: true, ..Default::default() },
+        |x: &Tensor| -> ff::Result<Tensor> { x * 2.0f32 },
+    );
     for n in 1..=5 {
         let y = f.call(&ff::ones(&[n], DType::F32).unwrap()).unwrap();
         assert_eq!(y.shape().dims(), &[n]);
@@ -184,9 +192,15 @@ fn variables_are_read_and_assigned_by_the_graph_on_every_call() {
     assert_eq!(f.tracing_count(), 1);
     // Wrong shape or dtype: errors naming both.
     let e = v.assign(Tensor::from_slice(&[1.0f32, 2.0], &[2]).unwrap()).unwrap_err();
-    assert!(matches!(e, Error::ShapeMismatch { .. }) && e.to_string().contains("[2]") && e.to_string().contains("[]"), "{e}");
+    assert!(
+        matches!(e, Error::ShapeMismatch { .. }) && e.to_string().contains("[2]") && e.to_string().contains("[]"),
+        "{e}"
+    );
     let e = v.assign(Tensor::scalar(1i32)).unwrap_err();
-    assert!(matches!(e, Error::DTypeMismatch { .. }) && e.to_string().contains("i32") && e.to_string().contains("f32"), "{e}");
+    assert!(
+        matches!(e, Error::DTypeMismatch { .. }) && e.to_string().contains("i32") && e.to_string().contains("f32"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -327,7 +341,10 @@ mod warn_log {
 #[test]
 fn retracing_warns_at_most_twice_naming_the_function_and_cause() {
     warn_log::install();
-    let f = ff::function_with(ff::FunctionOptions { name: Some("retracer".into()), ..Default::default() }, |x: &Tensor, k: u32| -> ff::Result<Tensor> { x * (k as f32) });
+    let f = ff::function_with(
+        ff::FunctionOptions { name: Some("retracer".into()), ..Default::default() },
+        |x: &Tensor, k: u32| -> ff::Result<Tensor> { x * (k as f32) },
+    );
     let x = Tensor::scalar(1.0f32);
     let count = || warn_log::LINES.lock().unwrap().iter().filter(|l| l.contains("retracer")).count();
     for k in 0u32..4 {
@@ -343,6 +360,29 @@ fn retracing_warns_at_most_twice_naming_the_function_and_cause() {
     }
     // A host value of another Rust type than the parameter's is named in the error.
     let e = f.call((&x, 3i32)).unwrap_err();
-    assert!(matches!(e, Error::SignatureMismatch { index: 1, .. }) && e.to_string().contains("u32") && e.to_string().contains("i32"), "{e}");
+    assert!(
+        matches!(e, Error::SignatureMismatch { index: 1, .. })
+            && e.to_string().contains("u32")
+            && e.to_string().contains("i32"),
+        "{e}"
+    );
     assert_eq!(count(), 2, "at most two warnings per function");
+}
+
+#[test]
+fn variable_assignment_follows_the_weak_scalar_rules() {
+    let v = ff::Variable::new(1i32).unwrap();
+    let e = v.assign_add(1.5f64).unwrap_err();
+    assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
+    v.assign_add(2i64).unwrap();
+    assert_eq!(v.value().to_scalar::<i32>().unwrap(), 3);
+}
+
+#[test]
+fn symbolic_tensors_display_their_name() {
+    let f = ff::function(|x: &Tensor| -> ff::Result<Tensor> {
+        assert_eq!(x.to_string(), "Tensor(\"x:0\", shape=[2], dtype=f32, device=/device:CPU:0)");
+        Ok(x.clone())
+    });
+    f.call(&t32(&[1.0, 2.0], &[2])).unwrap();
 }

@@ -13,3 +13,4 @@ mod op_table;
 mod props;
 mod random;
 mod tidy;
+mod traced_props;

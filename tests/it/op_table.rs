@@ -1,7 +1,10 @@
 //! The op table: every op over scalar, 1-D, 2-D, 3-D, 4-D, broadcast and empty shapes and
 //! every dtype it accepts, against references computed with ndarray and plain loops in f64
 //! (or exact, wrapping integer arithmetic). Every case goes through `common::run` once per
-//! entry of `common::MODES`, so a new execution mode runs the whole table.
+//! entry of `common::MODES`, so a new execution mode runs the whole table: eagerly, and traced
+//! inside `ff::function` (where it must also match eager mode bit for bit, errors included).
+//! A case's op closure is `move` and captures only owned or `'static` values, as the body of
+//! a traced function must.
 
 use ferroflow as ff;
 use ff::{DType, Tensor};
@@ -105,7 +108,7 @@ fn unary_elementwise() {
                 let (x, xv) = input(&mut rng, dt, shape, case.dom);
                 let want = xv.mapv(|v| (case.reference)(v, dt));
                 for &mode in MODES {
-                    let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |xs| (case.op)(&xs[0])));
+                    let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |xs| (case.op)(&xs[0])));
                     assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt).at_least(case.abs, 0.0));
                 }
             }
@@ -123,7 +126,7 @@ fn unary_special_values() {
             let x = tensor(dt, &[specials.len()], &specials);
             let want = exact(dt, &[specials.len()], &specials).mapv(|v| (case.reference)(v, dt));
             for &mode in MODES {
-                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |xs| (case.op)(&xs[0])));
+                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |xs| (case.op)(&xs[0])));
                 assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt).at_least(case.abs, 0.0));
             }
         }
@@ -135,10 +138,14 @@ fn unary_rejects_other_dtypes() {
     for case in unary_table() {
         for &dt in ALL.iter().filter(|d| !case.dtypes.contains(d)) {
             let x = tensor(dt, &[2], &[1.0, 0.0]);
-            let e = (case.op)(&x).expect_err(&format!("{} should reject {dt}", case.name));
-            assert!(matches!(e, ff::Error::DTypeMismatch { .. }), "{} {dt}: {e}", case.name);
-            let op = case.name.split(' ').next().unwrap();
-            assert!(e.to_string().starts_with(op), "{e}");
+            for &mode in MODES {
+                let e = run(mode, std::slice::from_ref(&x), move |t| (case.op)(&t[0]))
+                    .expect_err(&format!("{} should reject {dt} ({mode:?})", case.name));
+                assert!(matches!(e, ff::Error::DTypeMismatch { .. }), "{} {dt} {mode:?}: {e}", case.name);
+                let op = case.name.split(' ').next().unwrap();
+                assert!(e.to_string().starts_with(op), "{e}");
+                assert!(e.location().is_some_and(|l| l.file().ends_with("op_table.rs")), "{mode:?}: {e}");
+            }
         }
     }
 }
@@ -281,7 +288,7 @@ fn binary_elementwise() {
                 let want = zip2(&av, &bv, |x, y| (case.reference)(x, y, dt));
                 let out = case.out.dtype(dt);
                 for &mode in MODES {
-                    let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], |xs| (case.op)(&xs[0], &xs[1])));
+                    let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], move |xs| (case.op)(&xs[0], &xs[1])));
                     assert_close(&format!("{ctx} {mode:?}"), &got, out, &want, Tol::of(out));
                 }
             }
@@ -295,8 +302,12 @@ fn binary_rejects_other_dtypes() {
         // `div` accepts integers by dividing them as floats; bool is still rejected.
         for &dt in ALL.iter().filter(|d| !case.dtypes.contains(d)) {
             let x = tensor(dt, &[2], &[1.0, 0.0]);
-            let e = (case.op)(&x, &x).expect_err(&format!("{} should reject {dt}", case.name));
-            assert!(matches!(e, ff::Error::DTypeMismatch { .. }), "{} {dt}: {e}", case.name);
+            for &mode in MODES {
+                let e = run(mode, &[x.clone(), x.clone()], move |t| (case.op)(&t[0], &t[1]))
+                    .expect_err(&format!("{} should reject {dt} ({mode:?})", case.name));
+                assert!(matches!(e, ff::Error::DTypeMismatch { .. }), "{} {dt} {mode:?}: {e}", case.name);
+                assert!(e.location().is_some_and(|l| l.file().ends_with("op_table.rs")), "{mode:?}: {e}");
+            }
         }
     }
 }
@@ -329,9 +340,10 @@ fn where_selects_with_broadcasting() {
                 .and(&yv.broadcast(s.clone()).unwrap())
                 .for_each(|w, &c, &x, &y| *w = if c != 0.0 { x } else { y });
             for &mode in MODES {
-                let got = ok(&ctx, run(mode, &[c.clone(), x.clone(), y.clone()], |t| ff::where_(&t[0], &t[1], &t[2])));
+                let got =
+                    ok(&ctx, run(mode, &[c.clone(), x.clone(), y.clone()], move |t| ff::where_(&t[0], &t[1], &t[2])));
                 assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt));
-                let got = ok(&ctx, run(mode, &[c.clone(), x.clone(), y.clone()], |t| t[1].where_(&t[0], &t[2])));
+                let got = ok(&ctx, run(mode, &[c.clone(), x.clone(), y.clone()], move |t| t[1].where_(&t[0], &t[2])));
                 assert_close(&format!("{ctx} (method) {mode:?}"), &got, dt, &want, Tol::of(dt));
             }
         }
@@ -352,7 +364,8 @@ fn clip_bounds_values() {
             let (hi, hv) = (tensor(dt, sh, &hv0), exact(dt, sh, &hv0));
             let want = zip2(&zip2(&xv, &lv, f64::max), &hv, f64::min);
             for &mode in MODES {
-                let got = ok(&ctx, run(mode, &[x.clone(), lo.clone(), hi.clone()], |t| ff::clip(&t[0], &t[1], &t[2])));
+                let got =
+                    ok(&ctx, run(mode, &[x.clone(), lo.clone(), hi.clone()], move |t| ff::clip(&t[0], &t[1], &t[2])));
                 assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt));
             }
         }
@@ -362,7 +375,7 @@ fn clip_bounds_values() {
         let (x, xv) = input(&mut rng, dt, &[3, 4], Domain::Any);
         let want = xv.mapv(|v| v.clamp(1.0, 3.0));
         for &mode in MODES {
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| t[0].clip(1i32, 3i32)));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| t[0].clip(1i32, 3i32)));
             assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt));
         }
     }
@@ -507,7 +520,7 @@ fn reductions_over_axes() {
                     let count = ax.iter().map(|&a| shape[a]).product::<usize>() as f64;
                     let tol = Tol::of(dt).acc(dt, count + 1.0);
                     for &mode in MODES {
-                        let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| f(&t[0], axes, keepdims)));
+                        let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| f(&t[0], axes, keepdims)));
                         assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, tol);
                     }
                 }
@@ -578,7 +591,7 @@ fn arg_reductions() {
                     let axis = axes.map(|a| norm_axes(Some(a), shape.len())[0]);
                     let want = ref_arg(&xv, axis, keepdims, max);
                     for &mode in MODES {
-                        let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| f(&t[0], axes, keepdims)));
+                        let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| f(&t[0], axes, keepdims)));
                         assert_close(&format!("{ctx} {mode:?}"), &got, I64, &want, Tol::of(I64));
                     }
                 }
@@ -596,20 +609,20 @@ fn nan_propagates() {
         let y = tensor(dt, &[2, 3], &[0.0; 6]);
         let nan_at = |t: &Tensor| values(t).iter().map(|v| v.is_nan()).collect::<Vec<_>>();
         for &mode in MODES {
-            let r = ok(&ctx, run(mode, &[x.clone(), y.clone()], |t| ff::maximum(&t[0], &t[1])));
+            let r = ok(&ctx, run(mode, &[x.clone(), y.clone()], move |t| ff::maximum(&t[0], &t[1])));
             assert_eq!(nan_at(&r), [false, true, false, false, false, false], "{ctx} maximum");
-            let r = ok(&ctx, run(mode, &[x.clone(), y.clone()], |t| ff::minimum(&t[1], &t[0])));
+            let r = ok(&ctx, run(mode, &[x.clone(), y.clone()], move |t| ff::minimum(&t[1], &t[0])));
             assert_eq!(nan_at(&r), [false, true, false, false, false, false], "{ctx} minimum");
-            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::relu(&t[0])));
+            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::relu(&t[0])));
             assert_eq!(nan_at(&r), [false, true, false, false, false, false], "{ctx} relu");
-            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::reduce_max(&t[0], Some(&[1]), false)));
+            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::reduce_max(&t[0], Some(&[1]), false)));
             assert_eq!(nan_at(&r), [true, false], "{ctx} reduce_max");
-            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::reduce_min(&t[0], Some(&[0]), false)));
+            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::reduce_min(&t[0], Some(&[0]), false)));
             assert_eq!(nan_at(&r), [false, true, false], "{ctx} reduce_min");
             // NumPy: NaN counts as the extreme for both argmax and argmin.
-            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::argmax(&t[0], None, false)));
+            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::argmax(&t[0], None, false)));
             assert_eq!(values(&r).iter().copied().collect::<Vec<_>>(), [1.0], "{ctx} argmax");
-            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::argmin(&t[0], Some(&[0]), false)));
+            let r = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::argmin(&t[0], Some(&[0]), false)));
             assert_eq!(values(&r).iter().copied().collect::<Vec<_>>(), [1.0, 0.0, 1.0], "{ctx} argmin");
         }
     }
@@ -621,7 +634,7 @@ fn nan_propagates() {
 fn each_dtype(
     ctx: &str,
     shape: &[usize],
-    op: impl Fn(&[Tensor]) -> R,
+    op: impl Fn(&[Tensor]) -> R + Clone + Send + Sync + 'static,
     reference: impl Fn(&ArrayD<f64>) -> ArrayD<f64>,
 ) {
     for &dt in ALL {
@@ -630,7 +643,7 @@ fn each_dtype(
         let (x, xv) = input(&mut rng, dt, shape, Domain::Any);
         let want = reference(&xv);
         for &mode in MODES {
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&x), &op));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&x), op.clone()));
             assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt));
         }
     }
@@ -658,8 +671,8 @@ fn reshape_infers_minus_one() {
     ];
     for &(from, to, dims) in cases {
         let ctx = format!("reshape {from:?} -> {to:?}");
-        each_dtype(&ctx, from, |t| ff::reshape(&t[0], to), |x| row_major(x, dims));
-        each_dtype(&format!("{ctx} (method)"), from, |t| t[0].reshape(to), |x| row_major(x, dims));
+        each_dtype(&ctx, from, move |t| ff::reshape(&t[0], to), move |x| row_major(x, dims));
+        each_dtype(&format!("{ctx} (method)"), from, move |t| t[0].reshape(to), move |x| row_major(x, dims));
     }
 }
 
@@ -679,8 +692,8 @@ fn transpose_permutes() {
     for &(shape, perm) in cases {
         let ctx = format!("transpose {shape:?} {perm:?}");
         let reference = |x: &ArrayD<f64>| x.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned();
-        each_dtype(&ctx, shape, |t| ff::transpose(&t[0], perm), reference);
-        each_dtype(&format!("{ctx} (method)"), shape, |t| t[0].transpose(perm), reference);
+        each_dtype(&ctx, shape, move |t| ff::transpose(&t[0], perm), reference);
+        each_dtype(&format!("{ctx} (method)"), shape, move |t| t[0].transpose(perm), reference);
     }
 }
 
@@ -692,8 +705,8 @@ fn expand_dims_every_position() {
             let ctx = format!("expand_dims {shape:?} {axis}");
             let a = if axis < 0 { axis + r + 1 } else { axis } as usize;
             let reference = |x: &ArrayD<f64>| x.clone().insert_axis(Axis(a));
-            each_dtype(&ctx, shape, |t| ff::expand_dims(&t[0], axis), reference);
-            each_dtype(&format!("{ctx} (method)"), shape, |t| t[0].expand_dims(axis), reference);
+            each_dtype(&ctx, shape, move |t| ff::expand_dims(&t[0], axis), reference);
+            each_dtype(&format!("{ctx} (method)"), shape, move |t| t[0].expand_dims(axis), reference);
         }
     }
 }
@@ -715,8 +728,8 @@ fn squeeze_size_one_axes() {
     ];
     for &(shape, axes, dims) in cases {
         let ctx = format!("squeeze {shape:?} {axes:?}");
-        each_dtype(&ctx, shape, |t| ff::squeeze(&t[0], axes), |x| row_major(x, dims));
-        each_dtype(&format!("{ctx} (method)"), shape, |t| t[0].squeeze(axes), |x| row_major(x, dims));
+        each_dtype(&ctx, shape, move |t| ff::squeeze(&t[0], axes), move |x| row_major(x, dims));
+        each_dtype(&format!("{ctx} (method)"), shape, move |t| t[0].squeeze(axes), move |x| row_major(x, dims));
     }
 }
 
@@ -736,8 +749,8 @@ fn broadcast_to_repeats() {
     for &(from, to) in cases {
         let ctx = format!("broadcast_to {from:?} -> {to:?}");
         let reference = |x: &ArrayD<f64>| x.broadcast(IxDyn(to)).unwrap().to_owned();
-        each_dtype(&ctx, from, |t| ff::broadcast_to(&t[0], to), reference);
-        each_dtype(&format!("{ctx} (method)"), from, |t| t[0].broadcast_to(to), reference);
+        each_dtype(&ctx, from, move |t| ff::broadcast_to(&t[0], to), reference);
+        each_dtype(&format!("{ctx} (method)"), from, move |t| t[0].broadcast_to(to), reference);
     }
 }
 
@@ -770,7 +783,7 @@ fn concat_joins() {
             let views: Vec<_> = vs.iter().map(|v| v.view()).collect();
             let want = ndarray::concatenate(Axis(a), &views).unwrap();
             for &mode in MODES {
-                let got = ok(&ctx, run(mode, &ts, |t| ff::concat(t, axis)));
+                let got = ok(&ctx, run(mode, &ts, move |t| ff::concat(t, axis)));
                 assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt));
             }
         }
@@ -791,7 +804,7 @@ fn stack_adds_an_axis() {
                 let views: Vec<_> = vs.iter().map(|v| v.view()).collect();
                 let want = ndarray::stack(Axis(a), &views).unwrap();
                 for &mode in MODES {
-                    let got = ok(&ctx, run(mode, &ts, |t| ff::stack(t, axis)));
+                    let got = ok(&ctx, run(mode, &ts, move |t| ff::stack(t, axis)));
                     assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt));
                 }
             }
@@ -831,13 +844,17 @@ fn split_into_parts_and_sizes() {
                     xv.slice_axis(Axis(a), Slice::from(at - s..at)).to_owned()
                 })
                 .collect();
+            let (spec, axis) = (spec.clone(), *axis);
             for &mode in MODES {
-                let got = ok(&ctx, run_many(mode, std::slice::from_ref(&x), |t| ff::split(&t[0], spec.clone(), *axis)));
+                let s = spec.clone();
+                let got =
+                    ok(&ctx, run_many(mode, std::slice::from_ref(&x), move |t| ff::split(&t[0], s.clone(), axis)));
                 assert_eq!(got.len(), want.len(), "{ctx}: number of parts");
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert_close(&format!("{ctx} part {i} {mode:?}"), g, dt, w, Tol::of(dt));
                 }
-                let got = ok(&ctx, run_many(mode, std::slice::from_ref(&x), |t| t[0].split(spec.clone(), *axis)));
+                let s = spec.clone();
+                let got = ok(&ctx, run_many(mode, std::slice::from_ref(&x), move |t| t[0].split(s.clone(), axis)));
                 assert_eq!(got.len(), want.len(), "{ctx} (method)");
             }
         }
@@ -871,8 +888,8 @@ fn slice_blocks() {
             })
             .to_owned()
         };
-        each_dtype(&ctx, shape, |t| ff::slice(&t[0], begin, size), reference);
-        each_dtype(&format!("{ctx} (method)"), shape, |t| t[0].slice(begin, size), reference);
+        each_dtype(&ctx, shape, move |t| ff::slice(&t[0], begin, size), reference);
+        each_dtype(&format!("{ctx} (method)"), shape, move |t| t[0].slice(begin, size), reference);
     }
 }
 
@@ -909,9 +926,9 @@ fn gather_picks_along_an_axis() {
                 dims.extend_from_slice(&shape[a + 1..]);
                 let want = row_major(&picked.as_standard_layout().into_owned(), &dims);
                 for &mode in MODES {
-                    let got = ok(&ctx, run(mode, &[x.clone(), it.clone()], |t| ff::gather(&t[0], &t[1], axis)));
+                    let got = ok(&ctx, run(mode, &[x.clone(), it.clone()], move |t| ff::gather(&t[0], &t[1], axis)));
                     assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, Tol::of(dt));
-                    let got = ok(&ctx, run(mode, &[x.clone(), it.clone()], |t| t[0].gather(&t[1], axis)));
+                    let got = ok(&ctx, run(mode, &[x.clone(), it.clone()], move |t| t[0].gather(&t[1], axis)));
                     assert_close(&format!("{ctx} (method) {mode:?}"), &got, dt, &want, Tol::of(dt));
                 }
             }
@@ -939,9 +956,9 @@ fn one_hot_encodes() {
                 (idx[i] as usize == ix[shape.len()]) as u8 as f64
             });
             for &mode in MODES {
-                let got = ok(&ctx, run(mode, std::slice::from_ref(&it), |t| ff::one_hot(&t[0], depth)));
+                let got = ok(&ctx, run(mode, std::slice::from_ref(&it), move |t| ff::one_hot(&t[0], depth)));
                 assert_close(&format!("{ctx} {mode:?}"), &got, F32, &want, Tol::of(F32));
-                let got = ok(&ctx, run(mode, std::slice::from_ref(&it), |t| t[0].one_hot(depth)));
+                let got = ok(&ctx, run(mode, std::slice::from_ref(&it), move |t| t[0].one_hot(depth)));
                 assert_close(&format!("{ctx} (method) {mode:?}"), &got, F32, &want, Tol::of(F32));
             }
         }
@@ -1035,12 +1052,12 @@ fn matmul_batched_and_transposed() {
             let k = if ta { sa[sa.len() - 2] } else { sa[sa.len() - 1] };
             let tol = Tol::of(dt).acc(dt, k as f64 * 10.0 + 1.0);
             for &mode in MODES {
-                let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], |t| ff::matmul_with(&t[0], &t[1], ta, tb)));
+                let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], move |t| ff::matmul_with(&t[0], &t[1], ta, tb)));
                 assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, tol);
                 if !ta && !tb {
-                    let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], |t| ff::matmul(&t[0], &t[1])));
+                    let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], move |t| ff::matmul(&t[0], &t[1])));
                     assert_close(&format!("{ctx} (matmul) {mode:?}"), &got, dt, &want, tol);
-                    let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], |t| t[0].matmul(&t[1])));
+                    let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], move |t| t[0].matmul(&t[1])));
                     assert_close(&format!("{ctx} (method) {mode:?}"), &got, dt, &want, tol);
                 }
             }
@@ -1080,15 +1097,15 @@ fn softmax_every_axis() {
                     let tol = Tol::of(dt).acc(dt, 4.0);
                     for &mode in MODES {
                         let got = if log {
-                            ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::log_softmax(&t[0], axis)))
+                            ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::log_softmax(&t[0], axis)))
                         } else {
-                            ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::softmax(&t[0], axis)))
+                            ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::softmax(&t[0], axis)))
                         };
                         assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, tol);
                         let got = if log {
-                            ok(&ctx, run(mode, std::slice::from_ref(&x), |t| t[0].log_softmax(axis)))
+                            ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| t[0].log_softmax(axis)))
                         } else {
-                            ok(&ctx, run(mode, std::slice::from_ref(&x), |t| t[0].softmax(axis)))
+                            ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| t[0].softmax(axis)))
                         };
                         assert_close(&format!("{ctx} (method) {mode:?}"), &got, dt, &want, tol);
                     }
@@ -1192,9 +1209,9 @@ fn cast_every_pair() {
             let want = xv.mapv(|v| ref_cast(v, from, to));
             let exact_tol = Tol { abs: 0.0, rel: 0.0 };
             for &mode in MODES {
-                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::cast(&t[0], to)));
+                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::cast(&t[0], to)));
                 assert_close(&format!("{ctx} {mode:?}"), &got, to, &want, exact_tol);
-                let got = ok(&ctx, run(mode, &[x.reshape(&[2, -1]).unwrap()], |t| t[0].cast(to)));
+                let got = ok(&ctx, run(mode, &[x.reshape(&[2, -1]).unwrap()], move |t| t[0].cast(to)));
                 assert_close(
                     &format!("{ctx} (method, 2-D) {mode:?}"),
                     &got,
@@ -1247,7 +1264,7 @@ fn rgb_to_grayscale_weights_channels() {
                 _ => Tol::of(dt),
             };
             for &mode in MODES {
-                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| ff::image::rgb_to_grayscale(&t[0])));
+                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| ff::image::rgb_to_grayscale(&t[0])));
                 assert_close(&format!("{ctx} {mode:?}"), &got, dt, &want, tol);
             }
         }
@@ -1267,24 +1284,26 @@ fn large_inputs_take_the_parallel_paths() {
         let tol = Tol::of(dt);
         for &mode in MODES {
             let c = |s: &str| format!("{ctx} {s} {mode:?}");
-            let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], |t| &t[0] + &t[1]));
+            let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], move |t| &t[0] + &t[1]));
             assert_close(&c("add"), &got, dt, &zip2(&av, &bv, |x, y| add_ref(x, y, dt)), tol);
-            let got = ok(&ctx, run(mode, &[a.clone(), col.clone()], |t| &t[0] * &t[1]));
+            let got = ok(&ctx, run(mode, &[a.clone(), col.clone()], move |t| &t[0] * &t[1]));
             assert_close(&c("mul broadcast"), &got, dt, &zip2(&av, &colv, |x, y| mul_ref(x, y, dt)), tol);
-            let got = ok(&ctx, run(mode, &[col.clone(), a.clone()], |t| ff::sub(&t[0], &t[1])));
+            let got = ok(&ctx, run(mode, &[col.clone(), a.clone()], move |t| ff::sub(&t[0], &t[1])));
             assert_close(&c("sub broadcast"), &got, dt, &zip2(&colv, &av, |x, y| sub_ref(x, y, dt)), tol);
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&a), |t| t[0].abs()));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&a), move |t| t[0].abs()));
             assert_close(&c("abs"), &got, dt, &av.mapv(f64::abs), tol);
-            let got =
-                ok(&ctx, run(mode, &[a.clone(), b.clone()], |t| ff::where_(&ff::greater(&t[0], &t[1])?, &t[0], &t[1])));
+            let got = ok(
+                &ctx,
+                run(mode, &[a.clone(), b.clone()], move |t| ff::where_(&ff::greater(&t[0], &t[1])?, &t[0], &t[1])),
+            );
             assert_close(&c("where_"), &got, dt, &zip2(&av, &bv, f64::max), tol);
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&a), |t| t[0].transpose(&[1, 0])));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&a), move |t| t[0].transpose(&[1, 0])));
             assert_close(&c("transpose"), &got, dt, &av.t().as_standard_layout().into_owned().into_dyn(), tol);
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&col), |t| t[0].broadcast_to(&[256, 300])));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&col), move |t| t[0].broadcast_to(&[256, 300])));
             assert_close(&c("broadcast_to"), &got, dt, &colv.broadcast(IxDyn(&[256, 300])).unwrap().to_owned(), tol);
-            let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], |t| ff::concat(t, 1)));
+            let got = ok(&ctx, run(mode, &[a.clone(), b.clone()], move |t| ff::concat(t, 1)));
             assert_close(&c("concat"), &got, dt, &ndarray::concatenate(Axis(1), &[av.view(), bv.view()]).unwrap(), tol);
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&a), |t| t[0].cast(F64)));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&a), move |t| t[0].cast(F64)));
             assert_close(&c("cast"), &got, F64, &av, Tol::of(F64));
             for (axes, keep) in [(Some(&[0isize][..]), false), (Some(&[1][..]), true), (None, false)] {
                 let ax = norm_axes(axes, 2);
@@ -1295,7 +1314,7 @@ fn large_inputs_take_the_parallel_paths() {
                         Red::Max => |x, a, k| ff::reduce_max(x, a, k),
                         _ => |x, a, k| ff::reduce_mean(x, a, k),
                     };
-                    let got = ok(&ctx, run(mode, std::slice::from_ref(&a), |t| f(&t[0], axes, keep)));
+                    let got = ok(&ctx, run(mode, std::slice::from_ref(&a), move |t| f(&t[0], axes, keep)));
                     let want = ref_reduce(&av, &ax, keep, op, dt);
                     assert_close(&c(&format!("{op:?} {axes:?}")), &got, dt, &want, tol.acc(dt, count));
                 }
@@ -1305,7 +1324,7 @@ fn large_inputs_take_the_parallel_paths() {
         let (w, wv) = input(&mut rng, dt, &[3, 70_000], Domain::Any);
         let (v, vv) = input(&mut rng, dt, &[40, 30, 50], Domain::Any);
         for &mode in MODES {
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&w), |t| t[0].reduce_sum(Some(&[0]), false)));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&w), move |t| t[0].reduce_sum(Some(&[0]), false)));
             assert_close(
                 &format!("{ctx} sum [3, 70000] axis 0"),
                 &got,
@@ -1313,7 +1332,7 @@ fn large_inputs_take_the_parallel_paths() {
                 &ref_reduce(&wv, &[0], false, Red::Sum, dt),
                 tol.acc(dt, 4.0),
             );
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&v), |t| t[0].reduce_max(Some(&[0, 2]), true)));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&v), move |t| t[0].reduce_max(Some(&[0, 2]), true)));
             assert_close(
                 &format!("{ctx} max [40, 30, 50] axes 0, 2"),
                 &got,
@@ -1321,7 +1340,7 @@ fn large_inputs_take_the_parallel_paths() {
                 &ref_reduce(&vv, &[0, 2], true, Red::Max, dt),
                 tol,
             );
-            let got = ok(&ctx, run(mode, std::slice::from_ref(&v), |t| t[0].reduce_sum(Some(&[0, 2]), false)));
+            let got = ok(&ctx, run(mode, std::slice::from_ref(&v), move |t| t[0].reduce_sum(Some(&[0, 2]), false)));
             assert_close(
                 &format!("{ctx} sum [40, 30, 50] axes 0, 2"),
                 &got,
@@ -1331,7 +1350,7 @@ fn large_inputs_take_the_parallel_paths() {
             );
             let idx: Vec<f64> = (0..2_000).map(|i| ((i * 7919) % 256) as f64).collect();
             let it = tensor(I64, &[2_000], &idx);
-            let got = ok(&ctx, run(mode, &[a.clone(), it.clone()], |t| ff::gather(&t[0], &t[1], 0)));
+            let got = ok(&ctx, run(mode, &[a.clone(), it.clone()], move |t| ff::gather(&t[0], &t[1], 0)));
             let flat: Vec<usize> = idx.iter().map(|&i| i as usize).collect();
             assert_close(&format!("{ctx} gather"), &got, dt, &av.select(Axis(0), &flat), tol);
         }
@@ -1348,7 +1367,7 @@ fn large_inputs_take_the_parallel_paths() {
         for &mode in MODES {
             for axis in [-1, 0] {
                 let a = if axis < 0 { 1 } else { 0 };
-                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| t[0].softmax(axis)));
+                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| t[0].softmax(axis)));
                 assert_close(
                     &format!("{ctx} softmax {axis}"),
                     &got,
@@ -1356,7 +1375,7 @@ fn large_inputs_take_the_parallel_paths() {
                     &ref_softmax(&xv, a, false),
                     Tol::of(dt).acc(dt, 4.0),
                 );
-                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), |t| t[0].log_softmax(axis)));
+                let got = ok(&ctx, run(mode, std::slice::from_ref(&x), move |t| t[0].log_softmax(axis)));
                 assert_close(
                     &format!("{ctx} log_softmax {axis}"),
                     &got,
@@ -1366,13 +1385,15 @@ fn large_inputs_take_the_parallel_paths() {
                 );
             }
             let tol = Tol::of(dt).acc(dt, 2560.0);
-            let got = ok(&ctx, run(mode, &[p.clone(), q.clone()], |t| ff::matmul(&t[0], &t[1])));
+            let got = ok(&ctx, run(mode, &[p.clone(), q.clone()], move |t| ff::matmul(&t[0], &t[1])));
             assert_close(&format!("{ctx} matmul"), &got, dt, &ref_matmul(&pv, &qv, false, false, dt), tol);
             let qt = q.transpose(&[1, 0]).unwrap();
             let qtv = qv.t().as_standard_layout().into_owned();
-            let got = ok(&ctx, run(mode, &[p.clone(), qt.clone()], |t| ff::matmul_with(&t[0], &t[1], false, true)));
+            let got =
+                ok(&ctx, run(mode, &[p.clone(), qt.clone()], move |t| ff::matmul_with(&t[0], &t[1], false, true)));
             assert_close(&format!("{ctx} matmul tb"), &got, dt, &ref_matmul(&pv, &qtv, false, true, dt), tol);
-            let got = ok(&ctx, run(mode, &[bp.clone(), bq.clone()], |t| ff::matmul_with(&t[0], &t[1], true, false)));
+            let got =
+                ok(&ctx, run(mode, &[bp.clone(), bq.clone()], move |t| ff::matmul_with(&t[0], &t[1], true, false)));
             assert_close(
                 &format!("{ctx} batched matmul ta"),
                 &got,

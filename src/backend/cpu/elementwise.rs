@@ -59,6 +59,21 @@ fn internal(d: DType) -> Error {
 
 macro_rules! gen_unary {
     ($($v:ident $name:literal $acc:ident $k:ident::$f:ident $wgsl:literal;)*) => {
+        /// `op(x)` written over `x`'s own buffer when `x` is the only handle to it;
+        /// gives `x` back untouched otherwise.
+        pub(crate) fn unary_inplace(op: UnaryOp, mut x: Tensor) -> std::result::Result<Tensor, Tensor> {
+            let dtype = x.dtype();
+            let Some(buf) = x.host_buffer_mut() else { return Err(x) };
+            let done: Result<()> = (|| match op {
+                $(UnaryOp::$v => dispatch_class!($acc, dtype, T => {
+                    let xs = T::slice_mut(buf).ok_or_else(|| internal(dtype))?;
+                    map_inplace(xs, |v: T| <T as $k>::$f(v));
+                    Ok(())
+                }),)*
+            })();
+            if done.is_ok() { Ok(x) } else { Err(x) }
+        }
+
         /// `op(x)` elementwise.
         pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
             match op {
@@ -74,8 +89,38 @@ macro_rules! gen_unary {
 }
 unary_table!(gen_unary);
 
+/// One arm of `binary_inplace`: comparisons change the dtype, so they never run in place.
+macro_rules! inplace_arm {
+    (Bool, $acc:ident, $dtype:expr, $buf:expr, $other:expr, $rhs:expr, $name:literal, $k:ident::$f:ident) => {
+        Err(internal($dtype))
+    };
+    (Same, $acc:ident, $dtype:expr, $buf:expr, $other:expr, $rhs:expr, $name:literal, $k:ident::$f:ident) => {
+        dispatch_class!($acc, $dtype, T => {
+            let xs = T::slice_mut($buf).ok_or_else(|| internal($dtype))?;
+            let ys = $other.host_slice::<T>($name)?;
+            zip_inplace(xs, ys, $rhs, |p: T, q: T| <T as $k>::$f(p, q));
+            Ok(())
+        })
+    };
+}
+
 macro_rules! gen_binary {
     ($($v:ident $name:literal $acc:ident $out:ident $k:ident::$f:ident $wgsl:literal;)*) => {
+        /// `op(x, other)` (or `op(other, x)` when `x_is_rhs`) written over `x`'s buffer
+        /// when `x` is the only handle to it, the op keeps the dtype and `other` has `x`'s
+        /// element count or one element; gives `x` back untouched otherwise.
+        pub(crate) fn binary_inplace(op: BinaryOp, mut x: Tensor, other: &Tensor, x_is_rhs: bool) -> std::result::Result<Tensor, Tensor> {
+            let (dtype, n) = (x.dtype(), x.num_elements());
+            if op.is_comparison() || other.dtype() != dtype || (other.num_elements() != n && other.num_elements() != 1) {
+                return Err(x);
+            }
+            let Some(buf) = x.host_buffer_mut() else { return Err(x) };
+            let done: Result<()> = (|| match op {
+                $(BinaryOp::$v => inplace_arm!($out, $acc, dtype, buf, other, x_is_rhs, $name, $k::$f),)*
+            })();
+            if done.is_ok() { Ok(x) } else { Err(x) }
+        }
+
         /// `op(a, b)` with NumPy broadcasting; both inputs have one dtype.
         pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, shape: Shape) -> Result<Tensor> {
             match op {
@@ -89,6 +134,34 @@ macro_rules! gen_binary {
     };
 }
 binary_table!(gen_binary);
+
+/// `x[i] = f(x[i])`, in parallel when large.
+fn map_inplace<T: Copy + Send>(x: &mut [T], f: impl Fn(T) -> T + Sync) {
+    if x.len() >= PAR_MIN {
+        x.par_chunks_mut(super::par::chunk_len(x.len())).for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+    } else {
+        x.iter_mut().for_each(|v| *v = f(*v));
+    }
+}
+
+/// `x[i] = f(x[i], y[i])` (or `f(y[i], x[i])` when `x_is_rhs`); `y` may have one element.
+fn zip_inplace<T: Copy + Send + Sync>(x: &mut [T], y: &[T], x_is_rhs: bool, f: impl Fn(T, T) -> T + Sync) {
+    let g = |v: T, w: T| if x_is_rhs { f(w, v) } else { f(v, w) };
+    let run = |xc: &mut [T], yc: &[T]| {
+        if yc.len() == 1 {
+            let w = yc[0];
+            xc.iter_mut().for_each(|v| *v = g(*v, w));
+        } else {
+            xc.iter_mut().zip(yc).for_each(|(v, &w)| *v = g(*v, w));
+        }
+    };
+    if x.len() >= PAR_MIN && y.len() == x.len() {
+        let c = super::par::chunk_len(x.len());
+        x.par_chunks_mut(c).zip(y.par_chunks(c)).for_each(|(xc, yc)| run(xc, yc));
+    } else {
+        run(x, y);
+    }
+}
 
 /// Strides (in elements) of `dims` broadcast into an output of rank `rank`: 0 where the
 /// input is broadcast.

@@ -1,7 +1,7 @@
 //! The CPU backend: rayon + ndarray-free kernels over contiguous row-major buffers. The only
 //! place rayon appears. `execute` is one `match` over `PrimOp` with no wildcard arm.
 
-mod elementwise;
+pub(crate) mod elementwise;
 pub(crate) mod fastmath;
 mod matmul;
 mod movement;
