@@ -1,8 +1,44 @@
-//! Batched matmul with transpose flags and broadcast batch dims. f32/f64 use
-//! `matrixmultiply`'s packed micro-kernels (runtime-detected AVX2/FMA) on each thread, with
-//! rows split across rayon by hand: on 2 cores that beats the libraries' own threading.
-//! Integers use a cache-friendly i-k-j loop; f16/bf16 compute in f32.
+//! Batched matmul with transpose flags and broadcast batch dims.
+//!
+//! f32/f64 run the `gemm` crate's packed micro-kernels (runtime-detected AVX-512 / AVX2+FMA,
+//! portable fallback elsewhere), each call single-threaded (`Parallelism::None`); we split the
+//! work across rayon ourselves, in one parallel loop over (matrix, block) tasks:
+//! - when the batch spreads evenly over the threads (a multiple of them, or at least 4 per
+//!   thread), each matrix is one task;
+//! - otherwise each matrix is cut into one block per thread along its longer output side
+//!   (rows when `m >= n`, else columns, widths a multiple of 16). A thread then packs only its
+//!   part of the operand the cut splits (a for rows, b for columns) and the whole of the
+//!   other, the smaller one;
+//! - below [`PAR_MACS`] multiply-adds in all, everything runs on the calling thread (waking the
+//!   pool costs more than it saves).
+//!
+//! Transposed operands are read through strides: the kernels' packing does the transpose, no
+//! transposed copy is made. Integers use a row-parallel i-k-j loop over a contiguous copy of
+//! `b`; f16/bf16 compute in f32.
+//!
+//! Why `gemm` (f32, 2 threads, min-of-interleaved-samples, `benches/matmul.rs` and an
+//! interleaved A/B harness; the machine was shared with other builds, so medians were
+//! unreliable and mins are quoted; ndarray's single-threaded `dot` in the same run):
+//!
+//! | option | 256² | 1024² |
+//! |---|---|---|
+//! | ndarray `dot`, 1 thread (baseline) | 162 µs (207 GFLOP/s) | 10.6 ms (202) |
+//! | (a) matrixmultiply, rows split by hand (previous kernel) | 110 µs (303) | 6.07 ms (354) |
+//! | (e) matrixmultiply, columns split by hand | 105 µs (321) | 5.6-6.1 ms (352-382) |
+//! | (b) `gemm`, its own `Parallelism::Rayon(2)` | 78-96 µs (350-430) | 5.0-5.8 ms (367-426) |
+//! | (b)+(e) `gemm` single-threaded per hand-split block (chosen) | 79-89 µs (375-425) | 4.6-5.0 ms (430-470) |
+//!
+//! The measuring machine was a Zen 5 (family 1Ah) with full-width AVX-512 FMA, where
+//! matrixmultiply's 16×16 AVX-512 kernel reaches ~200 GFLOP/s on one core and `gemm`'s larger
+//! AVX-512 kernels (crate feature `x86-v4`) reach ~240. More chunks per thread (work stealing
+//! against a noisy second core) measured no better; `gemm`'s own threading was a little slower
+//! under load. On one thread, `gemm` beat ndarray at every size from 48² up (48²: 1.6 vs
+//! 1.8 µs; 192²: 59 vs 72 µs), so small products lose nothing.
+//! (c) matrixmultiply's `threading` feature was not kept: it would also make every
+//! ndarray `dot` in the process multi-threaded and runs its own thread pool beside rayon.
+//! (d) a hand-written kernel was not needed: `gemm` is within ~10% of the FMA peak.
 
+use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::num::NumK;
@@ -13,22 +49,19 @@ use crate::tensor::Tensor;
 use crate::tensor::storage::alloc;
 
 /// Geometry of one (possibly transposed) matrix operand in row-major storage.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Mat {
     rows: usize,
     cols: usize,
-    rs: isize,
-    cs: isize,
+    /// Element stride between rows / columns of the logical (transposed) matrix.
+    rs: usize,
+    cs: usize,
 }
 
 fn operand(shape: &Shape, transposed: bool) -> Mat {
     let r = shape.rank();
     let (a, b) = (shape[r - 2], shape[r - 1]);
-    if transposed {
-        Mat { rows: b, cols: a, rs: 1, cs: b as isize }
-    } else {
-        Mat { rows: a, cols: b, rs: b as isize, cs: 1 }
-    }
+    if transposed { Mat { rows: b, cols: a, rs: 1, cs: b } } else { Mat { rows: a, cols: b, rs: b, cs: 1 } }
 }
 
 /// Offsets (in elements) of each output batch into a and b, following broadcasting.
@@ -63,72 +96,146 @@ fn batch_offsets(a: &Shape, b: &Shape, out: &Shape) -> Vec<(usize, usize)> {
 }
 
 trait Gemm: Element {
-    /// `c[m×n] = a[m×k] · b[k×n]` with arbitrary strides; c row-major with row stride n.
+    /// `c[m×n] = a[m×k] · b[k×n]` on the calling thread, with element strides for a and b
+    /// and row stride `rsc` (column stride 1) for c. c is overwritten, never read.
     ///
     /// # Safety
-    /// The pointers must cover the described matrices.
-    unsafe fn gemm(m: usize, k: usize, n: usize, a: *const Self, ar: isize, ac: isize, b: *const Self, br: isize, bc: isize, c: *mut Self);
+    /// The pointers must cover the described matrices, `k >= 1`, and c must not overlap a or b
+    /// (nor be written by anyone else during the call).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        ar: usize,
+        ac: usize,
+        b: *const Self,
+        br: usize,
+        bc: usize,
+        c: *mut Self,
+        rsc: usize,
+    );
 }
 
-impl Gemm for f32 {
-    unsafe fn gemm(m: usize, k: usize, n: usize, a: *const f32, ar: isize, ac: isize, b: *const f32, br: isize, bc: isize, c: *mut f32) {
-        // SAFETY: forwarded from the caller.
-        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, ar, ac, b, br, bc, 0.0, c, n as isize, 1) }
+macro_rules! impl_gemm {
+    ($t:ty) => {
+        impl Gemm for $t {
+            unsafe fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: *const $t,
+                ar: usize,
+                ac: usize,
+                b: *const $t,
+                br: usize,
+                bc: usize,
+                c: *mut $t,
+                rsc: usize,
+            ) {
+                // Strides are element counts of in-bounds buffers, so they fit in isize.
+                let s = |x: usize| x as isize;
+                // SAFETY: forwarded from the caller. `gemm` computes
+                // dst = alpha·dst + beta·lhs·rhs; with read_dst = false dst is only written.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        c,
+                        1,
+                        s(rsc),
+                        false,
+                        a,
+                        s(ac),
+                        s(ar),
+                        b,
+                        s(bc),
+                        s(br),
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
+                    )
+                }
+            }
+        }
+    };
+}
+impl_gemm!(f32);
+impl_gemm!(f64);
+
+/// Minimum multiply-adds in one matrix before it is split across threads: about 160³, which
+/// takes ~35 µs on one core; below that, waking the pool costs more than it saves.
+const PAR_MACS: usize = 1 << 22;
+
+/// The output buffer's base pointer, shared by tasks that write disjoint blocks of it.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+// SAFETY: only used to hand disjoint blocks of one buffer to rayon tasks (see `float_mm`).
+unsafe impl<T: Send> Send for OutPtr<T> {}
+// SAFETY: as above; no two tasks touch the same element.
+unsafe impl<T: Send> Sync for OutPtr<T> {}
+impl<T> OutPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
     }
 }
-
-impl Gemm for f64 {
-    unsafe fn gemm(m: usize, k: usize, n: usize, a: *const f64, ar: isize, ac: isize, b: *const f64, br: isize, bc: isize, c: *mut f64) {
-        // SAFETY: forwarded from the caller.
-        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, ar, ac, b, br, bc, 0.0, c, n as isize, 1) }
-    }
-}
-
-/// Minimum multiply-adds before a matmul is split across threads.
-const PAR_FLOPS: usize = 1 << 18;
 
 fn float_mm<T: Gemm>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]) -> Vec<T> {
-    let (m, k, n) = (ma.rows, ma.cols, mb.cols);
-    let mut out = alloc::<T>(offs.len() * m * n);
+    let (m, k, n, nb) = (ma.rows, ma.cols, mb.cols, offs.len());
+    let mut out = alloc::<T>(nb * m * n);
     if m * n == 0 {
         return out;
     }
     if k == 0 {
+        // The pool may hand back a dirty buffer.
         out.fill(T::default());
         return out;
     }
     let threads = rayon::current_num_threads();
-    let one = |c: &mut [T], (oa, ob): (usize, usize), r0: usize, rows: usize| {
-        // SAFETY: a covers rows r0..r0+rows of an m×k operand at offset oa, b a k×n operand at
-        // ob (inference checked the shapes), c is rows×n.
+    let macs = m * n * k;
+    // Blocks per matrix: 1 when the batch alone spreads evenly (or the matrices are too small
+    // to split), else one per thread, cut along the longer output side.
+    let split = if macs < PAR_MACS || nb % threads == 0 || nb >= 4 * threads { 1 } else { threads };
+    let (h, w) = if m >= n { (m.div_ceil(split), n) } else { (m, n.div_ceil(split).next_multiple_of(16)) };
+    let base = OutPtr(out.as_mut_ptr());
+    let task = |t: usize| {
+        let (bi, j) = (t / split, t % split);
+        let (r0, c0) = if m >= n { (j * h, 0) } else { (0, j * w) };
+        if r0 >= m || c0 >= n {
+            return;
+        }
+        let (rows, cols) = (h.min(m - r0), w.min(n - c0));
+        let (oa, ob) = offs[bi];
+        // SAFETY: inference checked that a holds an m×k operand at offset oa and b a k×n
+        // operand at ob for every batch, so rows r0..r0+rows of a and columns c0..c0+cols of b
+        // are in bounds; `out` holds nb m×n matrices and this block lies inside matrix bi;
+        // blocks of different tasks are disjoint, and `out` is not otherwise touched until
+        // every task has finished. k >= 1 here.
         unsafe {
             T::gemm(
                 rows,
                 k,
-                n,
-                x.as_ptr().add(oa).offset(r0 as isize * ma.rs),
+                cols,
+                x.as_ptr().add(oa + r0 * ma.rs),
                 ma.rs,
                 ma.cs,
-                y.as_ptr().add(ob),
+                y.as_ptr().add(ob + c0 * mb.cs),
                 mb.rs,
                 mb.cs,
-                c.as_mut_ptr(),
+                base.get().add(bi * m * n + r0 * n + c0),
+                n,
             )
         }
     };
-    if offs.len() >= threads || m * n * k < PAR_FLOPS {
-        let run = |(bi, c): (usize, &mut [T])| one(c, offs[bi], 0, m);
-        if offs.len() > 1 && offs.len() * m * n * k >= PAR_FLOPS {
-            out.par_chunks_mut(m * n).enumerate().for_each(run);
-        } else {
-            out.chunks_mut(m * n).enumerate().for_each(run);
-        }
+    if threads > 1 && nb * macs >= PAR_MACS && nb * split > 1 {
+        (0..nb * split).into_par_iter().for_each(task);
     } else {
-        // Few large matrices: split each one's rows into one block per thread.
-        let block = m.div_ceil(threads).max(1);
-        for (bi, c) in out.chunks_mut(m * n).enumerate() {
-            c.par_chunks_mut(block * n).enumerate().for_each(|(i, cb)| one(cb, offs[bi], i * block, cb.len() / n));
-        }
+        (0..nb * split).for_each(task);
     }
     out
 }
@@ -136,18 +243,35 @@ fn float_mm<T: Gemm>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]
 fn int_mm<T: NumK>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]) -> Vec<T> {
     let (m, k, n) = (ma.rows, ma.cols, mb.cols);
     let mut out = alloc::<T>(offs.len() * m * n);
-    for (bi, c) in out.chunks_mut((m * n).max(1)).enumerate().take(offs.len()) {
+    if m * n == 0 {
+        return out;
+    }
+    let threads = rayon::current_num_threads();
+    let mut bt = Vec::new();
+    for (bi, c) in out.chunks_mut(m * n).enumerate() {
         let (oa, ob) = offs[bi];
-        c.fill(T::zero());
-        for i in 0..m {
-            for p in 0..k {
-                let av = x[(oa as isize + i as isize * ma.rs + p as isize * ma.cs) as usize];
-                let row = &mut c[i * n..(i + 1) * n];
-                for (j, cv) in row.iter_mut().enumerate() {
-                    let bv = y[(ob as isize + p as isize * mb.rs + j as isize * mb.cs) as usize];
+        // b as a contiguous k×n row-major matrix, so the inner loop is a plain slice zip the
+        // compiler vectorizes (b is already so unless transposed).
+        let b: &[T] = if mb.cs == 1 {
+            &y[ob..ob + k * n]
+        } else {
+            bt.clear();
+            bt.extend((0..k).flat_map(|p| (0..n).map(move |j| y[ob + p * mb.rs + j * mb.cs])));
+            &bt
+        };
+        let row = |(i, cr): (usize, &mut [T])| {
+            cr.fill(T::zero());
+            for (p, br) in b.chunks_exact(n).enumerate() {
+                let av = x[oa + i * ma.rs + p * ma.cs];
+                for (cv, &bv) in cr.iter_mut().zip(br) {
                     *cv = cv.add(av.mul(bv));
                 }
             }
+        };
+        if threads > 1 && m > 1 && m * n * k >= PAR_MACS / 4 {
+            c.par_chunks_mut(n).enumerate().for_each(row);
+        } else {
+            c.chunks_mut(n).enumerate().for_each(row);
         }
     }
     out
@@ -157,16 +281,214 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
     let (ma, mb) = (operand(a.shape(), ta), operand(b.shape(), tb));
     let offs = batch_offsets(a.shape(), b.shape(), &shape);
     match a.dtype() {
-        DType::F32 => Ok(Tensor::from_vec_unchecked(float_mm(a.host_slice::<f32>("matmul")?, b.host_slice::<f32>("matmul")?, ma, mb, &offs), shape)),
-        DType::F64 => Ok(Tensor::from_vec_unchecked(float_mm(a.host_slice::<f64>("matmul")?, b.host_slice::<f64>("matmul")?, ma, mb, &offs), shape)),
-        DType::I32 => Ok(Tensor::from_vec_unchecked(int_mm(a.host_slice::<i32>("matmul")?, b.host_slice::<i32>("matmul")?, ma, mb, &offs), shape)),
-        DType::I64 => Ok(Tensor::from_vec_unchecked(int_mm(a.host_slice::<i64>("matmul")?, b.host_slice::<i64>("matmul")?, ma, mb, &offs), shape)),
-        DType::U8 => Ok(Tensor::from_vec_unchecked(int_mm(a.host_slice::<u8>("matmul")?, b.host_slice::<u8>("matmul")?, ma, mb, &offs), shape)),
+        DType::F32 => Ok(Tensor::from_vec_unchecked(
+            float_mm(a.host_slice::<f32>("matmul")?, b.host_slice::<f32>("matmul")?, ma, mb, &offs),
+            shape,
+        )),
+        DType::F64 => Ok(Tensor::from_vec_unchecked(
+            float_mm(a.host_slice::<f64>("matmul")?, b.host_slice::<f64>("matmul")?, ma, mb, &offs),
+            shape,
+        )),
+        DType::I32 => Ok(Tensor::from_vec_unchecked(
+            int_mm(a.host_slice::<i32>("matmul")?, b.host_slice::<i32>("matmul")?, ma, mb, &offs),
+            shape,
+        )),
+        DType::I64 => Ok(Tensor::from_vec_unchecked(
+            int_mm(a.host_slice::<i64>("matmul")?, b.host_slice::<i64>("matmul")?, ma, mb, &offs),
+            shape,
+        )),
+        DType::U8 => Ok(Tensor::from_vec_unchecked(
+            int_mm(a.host_slice::<u8>("matmul")?, b.host_slice::<u8>("matmul")?, ma, mb, &offs),
+            shape,
+        )),
         d @ (DType::F16 | DType::BF16) => {
             let (wa, wb) = (super::elementwise::cast(a, DType::F32)?, super::elementwise::cast(b, DType::F32)?);
             let r = matmul(&wa, &wb, ta, tb, shape)?;
             super::elementwise::cast(&r, d)
         }
         DType::Bool => Err(Error::unsupported("matmul", "bool matmul (inference rejects it)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use half::f16;
+
+    use crate::dtype::Element;
+    use crate::tensor::Tensor;
+
+    /// Small pseudo-random integers in lo..hi: float results are exact in any summation order.
+    fn vals(len: usize, seed: u64, lo: i64, hi: i64) -> Vec<i64> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                lo + (s % (hi - lo) as u64) as i64
+            })
+            .collect()
+    }
+
+    /// Naive batched `op(a) @ op(b)` with broadcast batch dims, from the stored shapes.
+    fn naive(a: &[i64], sa: &[usize], b: &[i64], sb: &[usize], ta: bool, tb: bool) -> (Vec<usize>, Vec<i64>) {
+        let (ra, rb) = (sa.len(), sb.len());
+        let (m, k) = if ta { (sa[ra - 1], sa[ra - 2]) } else { (sa[ra - 2], sa[ra - 1]) };
+        let n = if tb { sb[rb - 2] } else { sb[rb - 1] };
+        let (ba, bb) = (&sa[..ra - 2], &sb[..rb - 2]);
+        let nd = ba.len().max(bb.len());
+        let dim = |s: &[usize], d: usize| if d + s.len() >= nd { s[d + s.len() - nd] } else { 1 };
+        let ob: Vec<usize> = (0..nd).map(|d| if dim(ba, d) == 1 { dim(bb, d) } else { dim(ba, d) }).collect();
+        let mut out = Vec::new();
+        for t in 0..ob.iter().product::<usize>() {
+            // Batch index of a and b for output batch t (broadcast dims read index 0).
+            let (mut ia, mut ib, mut rest) = (0, 0, t);
+            let (mut wa, mut wb) = (1, 1);
+            for d in (0..nd).rev() {
+                let i = rest % ob[d];
+                rest /= ob[d];
+                let (da, db) = (dim(ba, d), dim(bb, d));
+                ia += if da == 1 { 0 } else { i * wa };
+                ib += if db == 1 { 0 } else { i * wb };
+                wa *= da;
+                wb *= db;
+            }
+            let (pa, pb) = (&a[ia * m * k..], &b[ib * k * n..]);
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = 0i64;
+                    for p in 0..k {
+                        let av = if ta { pa[p * m + i] } else { pa[i * k + p] };
+                        let bv = if tb { pb[j * k + p] } else { pb[p * n + j] };
+                        acc += av * bv;
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+        let mut shape = ob;
+        shape.extend([m, n]);
+        (shape, out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check<T: Element>(
+        sa: &[usize],
+        sb: &[usize],
+        ta: bool,
+        tb: bool,
+        to: fn(i64) -> T,
+        back: fn(T) -> i64,
+        norm: fn(i64) -> i64,
+        lo: i64,
+    ) {
+        let (na, nb): (usize, usize) = (sa.iter().product(), sb.iter().product());
+        let (a, b) = (vals(na, 1 + na as u64, lo, 4), vals(nb, 2 + nb as u64, lo, 4));
+        let ta_ = Tensor::from_vec(a.iter().map(|&v| to(v)).collect(), sa).unwrap();
+        let tb_ = Tensor::from_vec(b.iter().map(|&v| to(v)).collect(), sb).unwrap();
+        let r = crate::matmul_with(&ta_, &tb_, ta, tb).unwrap();
+        let (shape, want) = naive(&a, sa, &b, sb, ta, tb);
+        let case = format!("{:?} {sa:?}{} x {sb:?}{}", T::DTYPE, if ta { "ᵀ" } else { "" }, if tb { "ᵀ" } else { "" });
+        assert_eq!(&r.shape()[..], &shape[..], "{case}");
+        let got: Vec<i64> = r.host_slice::<T>("test").unwrap().iter().map(|&v| back(v)).collect();
+        let want: Vec<i64> = want.into_iter().map(norm).collect();
+        if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
+            panic!("{case}: element {i}: got {} want {}", got[i], want[i]);
+        }
+    }
+
+    /// (stored a shape, stored b shape, transpose a, transpose b).
+    fn cases() -> Vec<(Vec<usize>, Vec<usize>, bool, bool)> {
+        let mut c: Vec<(Vec<usize>, Vec<usize>, bool, bool)> = Vec::new();
+        // (m, k, n) in all four transpose combinations: tiny, odd, around kernel and block
+        // edges, and large enough (> PAR_MACS) for the split paths, tall and wide.
+        let mkn = [
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 33, 9),
+            (1, 64, 33),
+            (33, 7, 1),
+            (15, 16, 17),
+            (47, 49, 48),
+            (63, 65, 64),
+            (161, 170, 163),
+            (257, 200, 129),
+            (33, 300, 513),
+            (2, 1500, 1500),
+        ];
+        for (m, k, n) in mkn {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let sa = if ta { vec![k, m] } else { vec![m, k] };
+                let sb = if tb { vec![n, k] } else { vec![k, n] };
+                c.push((sa, sb, ta, tb));
+            }
+        }
+        c.extend([
+            (vec![2, 1, 3, 4], vec![5, 4, 2], false, false),
+            (vec![2, 1, 4, 3], vec![5, 2, 4], true, true),
+            (vec![4, 3], vec![2, 3, 3, 5], false, false),
+            // A batch that does not spread evenly over the threads: matrices split too.
+            (vec![3, 200, 110], vec![3, 110, 210], false, false),
+            (vec![3, 210, 110], vec![110, 200], false, false),
+            // A batch that does: one task per matrix.
+            (vec![8, 64, 64], vec![8, 64, 64], false, true),
+            // Empty: k = 0 (zeros), m = 0, n = 0, empty batch.
+            (vec![3, 0], vec![0, 4], false, false),
+            (vec![2, 300, 0], vec![0, 300], false, false),
+            (vec![0, 5], vec![5, 3], false, false),
+            (vec![4, 5], vec![5, 0], false, false),
+            (vec![0, 4, 5], vec![5, 3], false, false),
+        ]);
+        c
+    }
+
+    #[test]
+    fn matmul_matches_naive_f32() {
+        for (sa, sb, ta, tb) in cases() {
+            check::<f32>(&sa, &sb, ta, tb, |v| v as f32, |v| v as i64, |v| v, -4);
+        }
+    }
+
+    #[test]
+    fn matmul_matches_naive_f64() {
+        for (sa, sb, ta, tb) in cases() {
+            check::<f64>(&sa, &sb, ta, tb, |v| v as f64, |v| v as i64, |v| v, -4);
+        }
+    }
+
+    #[test]
+    fn matmul_matches_naive_i32() {
+        for (sa, sb, ta, tb) in cases() {
+            check::<i32>(&sa, &sb, ta, tb, |v| v as i32, |v| v as i64, |v| v, -4);
+        }
+    }
+
+    #[test]
+    fn matmul_matches_naive_other_dtypes() {
+        for (sa, sb, ta, tb) in cases().into_iter().filter(|c| c.0.iter().product::<usize>() < 5000) {
+            check::<i64>(&sa, &sb, ta, tb, |v| v, |v| v, |v| v, -4);
+            // u8 wraps, as the reference does mod 256.
+            check::<u8>(&sa, &sb, ta, tb, |v| v as u8, |v| v as i64, |v| v.rem_euclid(256), 0);
+            // f16 computes in f32 and rounds once; these sums stay exact in f16 (< 2048).
+            check::<f16>(&sa, &sb, ta, tb, |v| f16::from_f32(v as f32), |v| v.to_f32() as i64, |v| v, -4);
+        }
+    }
+
+    #[test]
+    fn matmul_overwrites_reused_buffers() {
+        // The pool hands back dirty buffers: k = 0 must still give zeros, and a product must
+        // not accumulate into old contents.
+        for _ in 0..3 {
+            let a = Tensor::from_vec(vec![1.0f32; 512 * 512], &[512, 512]).unwrap();
+            let r = crate::matmul(&a, &a).unwrap();
+            assert!(r.host_slice::<f32>("test").unwrap().iter().all(|&v| v == 512.0));
+            drop(r);
+            let z = crate::matmul(
+                Tensor::from_vec(Vec::<f32>::new(), &[512, 0]).unwrap(),
+                Tensor::from_vec(Vec::<f32>::new(), &[0, 512]).unwrap(),
+            )
+            .unwrap();
+            assert!(z.host_slice::<f32>("test").unwrap().iter().all(|&v| v == 0.0));
+        }
     }
 }
