@@ -9,6 +9,7 @@ mod dtypes;
 mod errors;
 mod function;
 mod interop;
+mod ir_check;
 mod op_table;
 mod props;
 mod random;

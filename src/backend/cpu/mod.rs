@@ -1,5 +1,5 @@
-//! The CPU backend: rayon + ndarray-free kernels over contiguous row-major buffers. The only
-//! place rayon appears. `execute` is one `match` over `PrimOp` with no wildcard arm.
+//! The CPU backend: rayon kernels over contiguous row-major buffers (rayon appears only here
+//! and in `random`). `execute` is one `match` over `PrimOp` with no wildcard arm.
 
 pub(crate) mod elementwise;
 pub(crate) mod fastmath;
