@@ -5,10 +5,9 @@
 //! work across rayon ourselves, in one parallel loop over (matrix, block) tasks:
 //! - when the batch spreads evenly over the threads (a multiple of them, or at least 4 per
 //!   thread), each matrix is one task;
-//! - otherwise each matrix is cut into one block per thread along its longer output side
-//!   (rows when `m >= n`, else columns, widths a multiple of 16). A thread then packs only its
-//!   part of the operand the cut splits (a for rows, b for columns) and the whole of the
-//!   other, the smaller one;
+//! - otherwise each matrix is cut into one block per thread: by columns (widths a multiple of
+//!   16; each thread packs only its part of b), or by rows when the product is tall
+//!   (`m > 2n`), where a per-thread copy of a would cost more than one of b;
 //! - below [`PAR_MACS`] multiply-adds in all, everything runs on the calling thread (waking the
 //!   pool costs more than it saves).
 //!
@@ -16,27 +15,34 @@
 //! transposed copy is made. Integers use a row-parallel i-k-j loop over a contiguous copy of
 //! `b`; f16/bf16 compute in f32.
 //!
-//! Why `gemm` (f32, 2 threads, min-of-interleaved-samples, `benches/matmul.rs` and an
-//! interleaved A/B harness; the machine was shared with other builds, so medians were
-//! unreliable and mins are quoted; ndarray's single-threaded `dot` in the same run):
+//! ## Why this choice (measured)
+//! f32, 2 threads, on a quiet moment of a machine otherwise shared with other builds; an
+//! interleaved harness (every option once per round, medians over ~300 rounds at 1024², ~15k
+//! at 256²), ndarray's single-threaded `dot` in the same run:
 //!
 //! | option | 256² | 1024² |
 //! |---|---|---|
-//! | ndarray `dot`, 1 thread (baseline) | 162 µs (207 GFLOP/s) | 10.6 ms (202) |
-//! | (a) matrixmultiply, rows split by hand (previous kernel) | 110 µs (303) | 6.07 ms (354) |
-//! | (e) matrixmultiply, columns split by hand | 105 µs (321) | 5.6-6.1 ms (352-382) |
-//! | (b) `gemm`, its own `Parallelism::Rayon(2)` | 78-96 µs (350-430) | 5.0-5.8 ms (367-426) |
-//! | (b)+(e) `gemm` single-threaded per hand-split block (chosen) | 79-89 µs (375-425) | 4.6-5.0 ms (430-470) |
+//! | ndarray `dot`, 1 thread (baseline) | 168 µs (200 GFLOP/s) | 10.6 ms (202) |
+//! | (a) matrixmultiply, rows split by hand (previous kernel) | 105 µs (320) | 5.71 ms (376) |
+//! | (e) matrixmultiply, columns split by hand | 101 µs (332) | 5.44 ms (395) |
+//! | (b) `gemm`, 1 thread | 135 µs (248) | 8.86 ms (242) |
+//! | (b) `gemm`, its own `Parallelism::Rayon(2)` | 80 µs (419) | 4.49 ms (478) |
+//! | (b)+(e) `gemm` 1 thread per hand-split column block (chosen) | 87 µs (385) | 4.47 ms (480) |
+//! | (c) matrixmultiply `threading` feature, 2 threads (separate build; min) | 134 µs (251) | 6.32 ms (340) |
 //!
-//! The measuring machine was a Zen 5 (family 1Ah) with full-width AVX-512 FMA, where
-//! matrixmultiply's 16×16 AVX-512 kernel reaches ~200 GFLOP/s on one core and `gemm`'s larger
-//! AVX-512 kernels (crate feature `x86-v4`) reach ~240. More chunks per thread (work stealing
-//! against a noisy second core) measured no better; `gemm`'s own threading was a little slower
-//! under load. On one thread, `gemm` beat ndarray at every size from 48² up (48²: 1.6 vs
-//! 1.8 µs; 192²: 59 vs 72 µs), so small products lose nothing.
-//! (c) matrixmultiply's `threading` feature was not kept: it would also make every
-//! ndarray `dot` in the process multi-threaded and runs its own thread pool beside rayon.
-//! (d) a hand-written kernel was not needed: `gemm` is within ~10% of the FMA peak.
+//! `cargo bench --bench matmul` on the final code: 256² 84 µs (400 GFLOP/s) and 1024²
+//! 4.55 ms (472) against ndarray's 167 µs (200) and 10.1 ms (213) in the same run.
+//!
+//! The machine was a Zen 5 (family 1Ah) with full-width AVX-512 FMA: `gemm`'s AVX-512 kernels
+//! (crate feature `x86-v4`) matter there: without it `gemm` runs AVX2 only, 128 GFLOP/s on one
+//! core against matrixmultiply's AVX-512 200 and `gemm`-v4's 250. `gemm`'s own threading tied
+//! with the hand split when the machine was quiet and was a little slower when the other core
+//! was busy; the hand split also puts batches and blocks in one parallel loop. More blocks per
+//! thread (work stealing) measured slower (1024²: 4.80 vs 4.37 ms in one run). (c) would also make every ndarray
+//! `dot` in the process multi-threaded and runs its own thread pool beside rayon. (d) a
+//! hand-written kernel was not needed: the chosen path runs at ~95% of twice `gemm`'s one-thread
+//! speed.
+//! On one thread `gemm` beats ndarray from 48² up (48²: 1.6 vs 1.8 µs; 192²: 59 vs 72 µs).
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -168,8 +174,9 @@ macro_rules! impl_gemm {
 impl_gemm!(f32);
 impl_gemm!(f64);
 
-/// Minimum multiply-adds in one matrix before it is split across threads: about 160³, which
-/// takes ~35 µs on one core; below that, waking the pool costs more than it saves.
+/// Minimum multiply-adds before work goes to the pool (all matrices together) or one matrix
+/// is split across threads: about 160³, ~35 µs on one core; below that, waking the pool costs
+/// more than it saves (measured: 128² serial 19 µs, split 32-35 µs median).
 const PAR_MACS: usize = 1 << 22;
 
 /// The output buffer's base pointer, shared by tasks that write disjoint blocks of it.
@@ -199,13 +206,16 @@ fn float_mm<T: Gemm>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]
     let threads = rayon::current_num_threads();
     let macs = m * n * k;
     // Blocks per matrix: 1 when the batch alone spreads evenly (or the matrices are too small
-    // to split), else one per thread, cut along the longer output side.
+    // to split), else one per thread.
     let split = if macs < PAR_MACS || nb % threads == 0 || nb >= 4 * threads { 1 } else { threads };
-    let (h, w) = if m >= n { (m.div_ceil(split), n) } else { (m, n.div_ceil(split).next_multiple_of(16)) };
+    // Columns unless the product is tall (see the module docs): 1024², quiet, 4.47 ms by
+    // columns against 4.67 ms by rows.
+    let by_rows = m > 2 * n;
+    let (h, w) = if by_rows { (m.div_ceil(split), n) } else { (m, n.div_ceil(split).next_multiple_of(16)) };
     let base = OutPtr(out.as_mut_ptr());
     let task = |t: usize| {
         let (bi, j) = (t / split, t % split);
-        let (r0, c0) = if m >= n { (j * h, 0) } else { (0, j * w) };
+        let (r0, c0) = if by_rows { (j * h, 0) } else { (0, j * w) };
         if r0 >= m || c0 >= n {
             return;
         }
@@ -401,7 +411,7 @@ mod tests {
     fn cases() -> Vec<(Vec<usize>, Vec<usize>, bool, bool)> {
         let mut c: Vec<(Vec<usize>, Vec<usize>, bool, bool)> = Vec::new();
         // (m, k, n) in all four transpose combinations: tiny, odd, around kernel and block
-        // edges, and large enough (> PAR_MACS) for the split paths, tall and wide.
+        // edges, and large enough (> PAR_MACS) for the split paths, by columns and (tall) by rows.
         let mkn = [
             (1, 1, 1),
             (3, 5, 7),
@@ -415,6 +425,7 @@ mod tests {
             (257, 200, 129),
             (33, 300, 513),
             (2, 1500, 1500),
+            (700, 100, 80),
         ];
         for (m, k, n) in mkn {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -430,6 +441,7 @@ mod tests {
             // A batch that does not spread evenly over the threads: matrices split too.
             (vec![3, 200, 110], vec![3, 110, 210], false, false),
             (vec![3, 210, 110], vec![110, 200], false, false),
+            (vec![3, 600, 90], vec![120, 90], false, true),
             // A batch that does: one task per matrix.
             (vec![8, 64, 64], vec![8, 64, 64], false, true),
             // Empty: k = 0 (zeros), m = 0, n = 0, empty batch.
