@@ -578,3 +578,48 @@ fn same_outcome_is_exact() {
     assert!(same_outcome(&shape_err, &ok(vec![])).is_err());
     assert!(same_outcome(&dtype_err, &dtype_err).is_ok());
 }
+
+/// Unary op number `i` (the property tests' unary table order); `#[track_caller]` so errors
+/// still point at the test that called it.
+#[track_caller]
+pub fn unary_op(i: usize, x: &Tensor) -> ff::Result<Tensor> {
+    match i {
+        0 => ff::neg(x),
+        1 => ff::abs(x),
+        2 => ff::square(x),
+        3 => ff::relu(x),
+        4 => ff::exp(x),
+        5 => ff::log(x),
+        6 => ff::sqrt(x),
+        7 => ff::rsqrt(x),
+        8 => ff::sigmoid(x),
+        9 => ff::tanh(x),
+        10 => ff::gelu(x),
+        11 => ff::sin(x),
+        12 => ff::cos(x),
+        _ => ff::logical_not(x),
+    }
+}
+
+/// Binary op number `i` (the property tests' binary table order).
+#[track_caller]
+pub fn binary_op(i: usize, x: &Tensor, y: &Tensor) -> ff::Result<Tensor> {
+    match i {
+        0 => x + y,
+        1 => x - y,
+        2 => x * y,
+        3 => x / y,
+        4 => ff::floor_div(x, y),
+        5 => ff::pow(x, y),
+        6 => ff::maximum(x, y),
+        7 => ff::minimum(x, y),
+        8 => ff::equal(x, y),
+        9 => ff::not_equal(x, y),
+        10 => ff::less(x, y),
+        11 => ff::less_equal(x, y),
+        12 => ff::greater(x, y),
+        13 => ff::greater_equal(x, y),
+        14 => ff::logical_and(x, y),
+        _ => ff::logical_or(x, y),
+    }
+}

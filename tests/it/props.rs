@@ -192,25 +192,6 @@ const UNARY: [(&str, &str); 14] = [
     ("logical_not", "bool"),
 ];
 
-fn unary(i: usize, x: &Tensor) -> R {
-    match i {
-        0 => ff::neg(x),
-        1 => ff::abs(x),
-        2 => ff::square(x),
-        3 => ff::relu(x),
-        4 => ff::exp(x),
-        5 => ff::log(x),
-        6 => ff::sqrt(x),
-        7 => ff::rsqrt(x),
-        8 => ff::sigmoid(x),
-        9 => ff::tanh(x),
-        10 => ff::gelu(x),
-        11 => ff::sin(x),
-        12 => ff::cos(x),
-        _ => ff::logical_not(x),
-    }
-}
-
 /// Name, accepted class, and whether the output is bool (`"cmp"`), true division (`"div"`) or
 /// the input dtype (`""`).
 const BINARY: [(&str, &str, &str); 16] = [
@@ -232,27 +213,6 @@ const BINARY: [(&str, &str, &str); 16] = [
     ("logical_or", "bool", "cmp"),
 ];
 
-fn binary(i: usize, x: &Tensor, y: &Tensor) -> R {
-    match i {
-        0 => x + y,
-        1 => x - y,
-        2 => x * y,
-        3 => x / y,
-        4 => ff::floor_div(x, y),
-        5 => ff::pow(x, y),
-        6 => ff::maximum(x, y),
-        7 => ff::minimum(x, y),
-        8 => ff::equal(x, y),
-        9 => ff::not_equal(x, y),
-        10 => ff::less(x, y),
-        11 => ff::less_equal(x, y),
-        12 => ff::greater(x, y),
-        13 => ff::greater_equal(x, y),
-        14 => ff::logical_and(x, y),
-        _ => ff::logical_or(x, y),
-    }
-}
-
 /// An op to call, its name (for messages) and the predicted outcome.
 type Call = Box<dyn FnOnce() -> ff::Result<Vec<Tensor>>>;
 
@@ -270,7 +230,7 @@ fn plan(c: &Case) -> (String, Call, Vec<Want>) {
         op @ 0..=13 => {
             let (name, class) = UNARY[op];
             let want = if accepts(class, da) { ok(c.a.clone(), da) } else { E(Kind::DType) };
-            (name.into(), one(move || unary(op, &x)), same(want))
+            (name.into(), one(move || unary_op(op, &x)), same(want))
         }
         op @ 14..=29 => {
             let (name, class, out) = BINARY[op - 14];
@@ -290,7 +250,7 @@ fn plan(c: &Case) -> (String, Call, Vec<Want>) {
                     ),
                 }
             };
-            (name.into(), one(move || binary(op - 14, &x, &y)), same(want))
+            (name.into(), one(move || binary_op(op - 14, &x, &y)), same(want))
         }
         30 => {
             let want = if da == Bool { E(Kind::DType) } else { ok(c.a.clone(), da) };

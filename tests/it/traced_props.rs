@@ -154,46 +154,6 @@ fn run_chain(chain: &Chain, args: &[Tensor]) -> ff::Result<Vec<Tensor>> {
     Ok(cur)
 }
 
-fn unary(i: u8, x: &Tensor) -> R {
-    match i % 14 {
-        0 => ff::neg(x),
-        1 => ff::abs(x),
-        2 => ff::square(x),
-        3 => x.relu(),
-        4 => ff::exp(x),
-        5 => ff::log(x),
-        6 => ff::sqrt(x),
-        7 => ff::rsqrt(x),
-        8 => ff::sigmoid(x),
-        9 => ff::tanh(x),
-        10 => ff::gelu(x),
-        11 => ff::sin(x),
-        12 => x.cos(),
-        _ => ff::logical_not(x),
-    }
-}
-
-fn binary(i: u8, x: &Tensor, y: &Tensor) -> R {
-    match i % 16 {
-        0 => x + y,
-        1 => x - y,
-        2 => x * y,
-        3 => x / y,
-        4 => ff::floor_div(x, y),
-        5 => ff::pow(x, y),
-        6 => ff::maximum(x, y),
-        7 => ff::minimum(x, y),
-        8 => ff::equal(x, y),
-        9 => ff::not_equal(x, y),
-        10 => ff::less(x, y),
-        11 => ff::less_equal(x, y),
-        12 => ff::greater(x, y),
-        13 => ff::greater_equal(x, y),
-        14 => ff::logical_and(x, y),
-        _ => ff::logical_or(x, y),
-    }
-}
-
 /// One step on the current value `cur` (never empty) and the arguments `[x, y, i]`.
 fn apply(st: &Step, cur: &[Tensor], args: &[Tensor]) -> ff::Result<Vec<Tensor>> {
     let (c, x, y, i) = (&cur[0], &args[0], &args[1], &args[2]);
@@ -207,8 +167,12 @@ fn apply(st: &Step, cur: &[Tensor], args: &[Tensor]) -> ff::Result<Vec<Tensor>> 
     let r = c.rank();
     let one = |t: R| t.map(|t| vec![t]);
     match st.op {
-        0 => one(unary(k, c)),
-        1 => one(if k & 0x80 == 0 { binary(k, c, other) } else { binary(k, other, c) }),
+        0 => one(unary_op((k % 14) as usize, c)),
+        1 => one(if k & 0x80 == 0 {
+            binary_op((k % 16) as usize, c, other)
+        } else {
+            binary_op((k % 16) as usize, other, c)
+        }),
         2 => one(match k % 4 {
             0 => c + 2i32,
             1 => c * 0.5f64,
