@@ -1,5 +1,5 @@
-//! Process-wide settings, the analogue of `tf.config`: the dtype promotion mode and
-//! `run_functions_eagerly`.
+//! Process-wide settings, the analogue of `tf.config`: the dtype promotion mode,
+//! `run_functions_eagerly` and the graph optimizer's options.
 //!
 //! The global setting is an atomic (one relaxed load on the hot path); a thread-local
 //! override (`with_promotion_mode`) lets one scope, or one test, use another mode without
@@ -80,5 +80,40 @@ pub fn with_functions_run_eagerly<R>(on: bool, f: impl FnOnce() -> R) -> R {
         }
     }
     let _restore = Restore(RUN_EAGERLY_OVERRIDE.with(|c| c.replace(Some(on))));
+    f()
+}
+
+static OPTIMIZER: std::sync::RwLock<Option<crate::graph::OptimizerOptions>> = std::sync::RwLock::new(None);
+
+thread_local! {
+    static OPTIMIZER_OVERRIDE: std::cell::RefCell<Option<crate::graph::OptimizerOptions>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sets which graph-optimizer passes run for every traced function that does not set its
+/// own (`FunctionOptions::optimizer`), as `tf.config.optimizer.set_experimental_options`.
+/// Applies to functions traced afterwards.
+pub fn set_optimizer_options(options: crate::graph::OptimizerOptions) {
+    *OPTIMIZER.write().unwrap_or_else(|p| p.into_inner()) = Some(options);
+}
+
+/// The optimizer options in force on this thread (every pass on by default).
+pub fn optimizer_options() -> crate::graph::OptimizerOptions {
+    if let Some(o) = OPTIMIZER_OVERRIDE.with(|c| c.borrow().clone()) {
+        return o;
+    }
+    OPTIMIZER.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default()
+}
+
+/// Runs `f` with `options` in force on this thread only (for traces made inside `f`).
+pub fn with_optimizer_options<R>(options: crate::graph::OptimizerOptions, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<crate::graph::OptimizerOptions>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            OPTIMIZER_OVERRIDE.with(|c| *c.borrow_mut() = prev);
+        }
+    }
+    let _restore = Restore(OPTIMIZER_OVERRIDE.with(|c| c.borrow_mut().replace(options)));
     f()
 }

@@ -42,6 +42,7 @@ pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Loc, Result};
 pub use function::{ConcreteFunction, Function, FunctionOptions, TensorSpec, function, function_with};
+pub use graph::{OptimizationReport, OptimizerOptions, PassKind, PassReport};
 pub use interop::ndarray::{IntoTensor, convert_to_tensor};
 pub use op::promote::numpy_promote;
 pub use ops::control::{cond, while_loop};

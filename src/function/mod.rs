@@ -18,6 +18,7 @@ pub use spec::TensorSpec;
 use crate::error::{Error, Result};
 use crate::graph::exec::Plan;
 use crate::graph::ir::Graph;
+use crate::graph::opt::OptimizationReport;
 use crate::graph::trace::{TraceGraph, output_node, with_trace};
 use crate::tensor::Tensor;
 
@@ -34,6 +35,9 @@ pub struct FunctionOptions {
     pub reduce_retracing: bool,
     /// Names of the tensor arguments in graph text (`x`, `y`, ... by default).
     pub arg_names: Option<Vec<String>>,
+    /// Which optimizer passes run on this function's graphs (default: the process-wide
+    /// `ff::config::optimizer_options()`, every pass on).
+    pub optimizer: Option<crate::graph::OptimizerOptions>,
 }
 
 /// One part of a cache key.
@@ -77,13 +81,29 @@ pub struct ConcreteFunction {
     name: String,
     specs: Vec<TensorSpec>,
     graph: Graph,
+    optimized: Graph,
+    report: OptimizationReport,
     plan: Plan,
 }
 
 impl ConcreteFunction {
-    /// The recorded graph (`Display` is the text IR; `to_dot()` gives Graphviz).
+    /// The graph as traced (`Display` is the text IR; `to_dot()` gives Graphviz).
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+    /// The graph after the optimizer's passes: the one that runs.
+    pub fn optimized_graph(&self) -> &Graph {
+        &self.optimized
+    }
+    /// What each optimizer pass did: nodes before and after, the changes, the time, and
+    /// the planned peak memory (`Display` prints a table).
+    pub fn pass_report(&self) -> &OptimizationReport {
+        &self.report
+    }
+    /// The memory plan's peak bytes (arguments, constants and live intermediates), when
+    /// the memory pass ran and every shape is known.
+    pub fn planned_peak_bytes(&self) -> Option<usize> {
+        self.report.planned_peak_bytes
     }
     /// The specs of the tensor arguments this graph was traced for.
     pub fn input_specs(&self) -> &[TensorSpec] {
@@ -351,8 +371,11 @@ impl<M, F: Body<M>> Function<M, F> {
         graph.outputs = outputs;
         drop(symbols);
         graph.verify()?;
-        let plan = Plan::compile(&graph)?;
-        Ok(ConcreteFunction { name: self.inner.name.clone(), specs, graph, plan })
+        let opts = self.inner.options.optimizer.clone().unwrap_or_else(crate::config::optimizer_options);
+        let mut optimized = graph.clone();
+        let report = crate::graph::opt::optimize(&mut optimized, &opts)?;
+        let plan = Plan::compile(&optimized)?;
+        Ok(ConcreteFunction { name: self.inner.name.clone(), specs, graph, optimized, report, plan })
     }
 
     /// Records whether this call traced; warns (at most twice per function) when at least

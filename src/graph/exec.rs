@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use super::fusion::Fusion;
 use super::ir::{Graph, NodeId, NodeOp};
 use crate::error::{Error, Loc, Result};
 use crate::op::PrimOp;
 use crate::tensor::Tensor;
+use crate::tensor::storage::Buffer;
 use crate::variable::{AssignKind, Variable};
 
 enum StepOp {
@@ -34,11 +36,15 @@ enum StepOp {
         n_cond: usize,
     },
     Project(usize),
+    /// A fused kernel, with its output type when known at trace time.
+    Fused(Arc<Fusion>, Option<(crate::shape::Shape, crate::dtype::DType)>),
 }
 
 struct Step {
     op: StepOp,
     args: SmallVec<[usize; 3]>,
+    /// The argument position whose buffer the memory plan lets this step overwrite.
+    reuse: Option<usize>,
     /// Slots whose last reader is this step: dropped right after it runs.
     free: SmallVec<[usize; 3]>,
     node: NodeId,
@@ -103,14 +109,13 @@ impl Plan {
             for a in &args {
                 last[*a] = Some(s);
             }
+            let known = n.shape.is_fully_known()
+                && n.inputs.iter().all(|i| g.node(*i).is_some_and(|m| m.shape.is_fully_known()));
             let op = match &n.op {
                 NodeOp::Input(i) => StepOp::Input(*i),
                 NodeOp::Const(t) => StepOp::Const(t.clone()),
-                NodeOp::Prim(p) => {
-                    let known = n.shape.is_fully_known()
-                        && n.inputs.iter().all(|i| g.node(*i).is_some_and(|m| m.shape.is_fully_known()));
-                    StepOp::Prim(p.clone(), known.then(|| (n.shape.clone(), n.dtype)))
-                }
+                NodeOp::Prim(p) => StepOp::Prim(p.clone(), known.then(|| (n.shape.clone(), n.dtype))),
+                NodeOp::Fused(f) => StepOp::Fused(f.clone(), known.then(|| (n.shape.clone(), n.dtype))),
                 NodeOp::Print => StepOp::Print,
                 NodeOp::ReadVariable(v) => StepOp::Read(v.clone()),
                 NodeOp::AssignVariable(v, k) => StepOp::Assign(v.clone(), *k),
@@ -127,10 +132,11 @@ impl Plan {
                 },
                 NodeOp::Project(k) => StepOp::Project(*k),
             };
-            steps.push(Step { op, args, free: SmallVec::new(), node: *id, loc: n.loc });
+            let reuse = g.memory.as_ref().and_then(|m| m.in_place.get(id).copied());
+            steps.push(Step { op, args, reuse, free: SmallVec::new(), node: *id, loc: n.loc });
         }
         let outputs = g.outputs.iter().map(slot).collect::<Result<Vec<_>>>()?;
-        let owned = steps.iter().map(|st| matches!(st.op, StepOp::Prim(..) | StepOp::Project(_))).collect();
+        let owned = steps.iter().map(|st| matches!(st.op, StepOp::Prim(..) | StepOp::Fused(..) | StepOp::Project(_))).collect();
         for (s, l) in last.iter().enumerate() {
             if let Some(step) = l {
                 if !outputs.contains(&s) {
@@ -147,11 +153,12 @@ impl Plan {
         for (s, step) in self.steps.iter().enumerate() {
             let value = match self.in_place(step, &mut slots) {
                 Some(v) => v,
-                None => self.step(step, &slots, args).map_err(|e| match step.loc {
-                    Some(l) => e.at(l.in_node(step.node.0)),
-                    None => e,
-                })?,
-            };
+                None => self.step(step, &slots, args),
+            }
+            .map_err(|e| match step.loc {
+                Some(l) => e.at(l.in_node(step.node.0)),
+                None => e,
+            })?;
             slots[s] = Some(value);
             for f in &step.free {
                 slots[*f] = None;
@@ -159,7 +166,9 @@ impl Plan {
         }
         self.outputs
             .iter()
-            .map(|o| match slots[*o].take() {
+            .enumerate()
+            // CSE may make two outputs one node: all but its last occurrence get a clone.
+            .map(|(k, o)| match if self.outputs[k + 1..].contains(o) { slots[*o].clone() } else { slots[*o].take() } {
                 Some(Value::One(t)) => Ok(t),
                 Some(Value::Arg(t)) => Ok(t.clone()),
                 _ => Err(Error::invalid("function", "an output was not computed")),
@@ -167,50 +176,59 @@ impl Plan {
             .collect()
     }
 
-    /// Runs an elementwise step over the buffer of an input this step reads last, when
-    /// that input has the output's shape and no other handle (no allocation). `None`
-    /// when it does not apply; the input is then left where it was.
-    fn in_place<'a>(&self, step: &Step, slots: &mut [Option<Value<'a>>]) -> Option<Value<'a>> {
+    /// Runs a step over the buffer of the input the memory plan chose (its last use, same
+    /// shape and dtype), when that input has no other handle: no allocation. `None` when
+    /// it does not apply; the input is then left where it was.
+    fn in_place<'a>(&self, step: &Step, slots: &mut [Option<Value<'a>>]) -> Option<Result<Value<'a>>> {
         use crate::backend::cpu::elementwise::{binary_inplace, unary_inplace};
-        let StepOp::Prim(op, Some((shape, dtype))) = &step.op else { return None };
-        let take = |slots: &mut [Option<Value<'a>>], a: usize| -> Option<Tensor> {
-            let ok = self.owned[a]
-                && step.free.contains(&a)
-                && step.args.iter().filter(|x| **x == a).count() == 1
-                && matches!(&slots[a], Some(Value::One(t)) if t.shape() == shape && t.dtype() == *dtype);
-            match ok.then(|| slots[a].take()).flatten() {
-                Some(Value::One(t)) => Some(t),
-                _ => None,
-            }
+        let k = step.reuse?;
+        let a = *step.args.get(k)?;
+        let (shape, dtype) = match &step.op {
+            StepOp::Prim(_, Some(t)) | StepOp::Fused(_, Some(t)) => t,
+            _ => return None,
         };
-        match op {
-            PrimOp::Unary(u) => {
-                let a = *step.args.first()?;
-                let t = take(slots, a)?;
-                match unary_inplace(*u, t) {
-                    Ok(t) => Some(Value::One(t)),
-                    Err(t) => {
-                        slots[a] = Some(Value::One(t));
-                        None
-                    }
+        let ok = self.owned[a]
+            && step.free.contains(&a)
+            && step.args.iter().filter(|x| **x == a).count() == 1
+            && matches!(&slots[a], Some(Value::One(t)) if t.shape() == shape && t.dtype() == *dtype);
+        let Some(Value::One(t)) = ok.then(|| slots[a].take()).flatten() else { return None };
+        let done = match &step.op {
+            StepOp::Prim(PrimOp::Unary(u), _) => unary_inplace(*u, t),
+            StepOp::Prim(PrimOp::Binary(b), _) => {
+                match step.args.get(1 - k.min(1)).and_then(|o| slots[*o].as_ref()).and_then(Value::tensor) {
+                    Some(other) => binary_inplace(*b, t, other, k == 1),
+                    None => Err(t),
                 }
             }
-            PrimOp::Binary(b) => {
-                for (i, rhs) in [(0, false), (1, true)] {
-                    let (a, o) = (*step.args.get(i)?, *step.args.get(1 - i)?);
-                    let Some(t) = take(slots, a) else { continue };
-                    let r = match slots[o].as_ref().and_then(Value::tensor) {
-                        Some(other) => binary_inplace(*b, t, other, rhs),
-                        None => Err(t),
-                    };
-                    match r {
-                        Ok(t) => return Some(Value::One(t)),
-                        Err(t) => slots[a] = Some(Value::One(t)),
-                    }
-                }
+            StepOp::Fused(f, _) => {
+                // The output takes over the input's buffer; the input's handle stays behind,
+                // hollow, for its shape (the kernel reads those elements from the output).
+                let mut t = t;
+                let Some(buf) = t.host_buffer_mut().map(|b| std::mem::replace(b, Buffer::F32(Vec::new()))) else {
+                    slots[a] = Some(Value::One(t));
+                    return None;
+                };
+                let ins: Option<SmallVec<[&Tensor; 4]>> = step
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| if j == k { Some(&t) } else { slots[*s].as_ref().and_then(Value::tensor) })
+                    .collect();
+                let Some(ins) = ins else {
+                    return Some(Err(Error::invalid("function", format!("graph node {} ran before its inputs", step.node))));
+                };
+                return Some(
+                    crate::backend::cpu::fused::run(f, &ins, shape.clone(), Some((k, buf))).map(Value::One),
+                );
+            }
+            _ => Err(t),
+        };
+        match done {
+            Ok(t) => Some(Ok(Value::One(t))),
+            Err(t) => {
+                slots[a] = Some(Value::One(t));
                 None
             }
-            _ => None,
         }
     }
 
@@ -235,6 +253,14 @@ impl Plan {
                     Some((shape, dtype)) => crate::backend::cpu::execute(p, &ins, shape.clone(), *dtype)?,
                     None => crate::op::execute(p, &ins)?,
                 })
+            }
+            StepOp::Fused(f, known) => {
+                arity(step.args.len())?;
+                let shape = match known {
+                    Some((shape, _)) => shape.clone(),
+                    None => f.infer(&ins)?.0,
+                };
+                Value::One(crate::backend::cpu::fused::run(f, &ins, shape, None)?)
             }
             StepOp::Print => {
                 arity(1)?;

@@ -19,6 +19,8 @@ use crate::tensor::Tensor;
 use crate::variable::{AssignKind, Variable};
 use std::sync::Arc;
 
+use super::fusion::Fusion;
+
 /// A node of a graph, stable across node removals.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct NodeId(pub(crate) u32);
@@ -58,6 +60,8 @@ pub(crate) enum NodeOp {
     While { cond: Arc<Graph>, body: Arc<Graph>, n_vars: usize, n_cond: usize },
     /// Output `k` of a `Cond` or `While` node.
     Project(usize),
+    /// A kernel the fusion pass made from several primitives (see `graph::fusion`).
+    Fused(Arc<Fusion>),
 }
 
 impl NodeOp {
@@ -75,6 +79,7 @@ impl NodeOp {
             NodeOp::Cond { .. } => "cond",
             NodeOp::While { .. } => "while",
             NodeOp::Project(_) => "project",
+            NodeOp::Fused(f) => f.name(),
         }
     }
     /// Ops that must run even when no output depends on them (and, for later passes, must
@@ -114,6 +119,8 @@ pub struct Graph {
     pub(crate) outputs: Vec<NodeId>,
     /// Names given to argument nodes (`x`, `y`, ...), for text and errors.
     pub(crate) input_names: Vec<String>,
+    /// The memory planner's decisions, when that pass ran.
+    pub(crate) memory: Option<super::opt::memory::MemoryPlan>,
 }
 
 impl Graph {
@@ -130,6 +137,65 @@ impl Graph {
     /// The node with this id.
     pub(crate) fn node(&self, id: NodeId) -> Option<&Node> {
         self.g.node_weight(id.ix())
+    }
+
+    /// The node with this id, to rewrite its shape or location in place.
+    pub(crate) fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.g.node_weight_mut(id.ix())
+    }
+
+    /// Replaces a node's op and inputs in place (its id, and so its place in program
+    /// order, stays). The new inputs must come before it, as every input does.
+    pub(crate) fn rewrite(&mut self, id: NodeId, op: NodeOp, inputs: SmallVec<[NodeId; 3]>) {
+        let old: Vec<_> = self.g.edges_directed(id.ix(), Direction::Incoming).map(|e| e.id()).collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        for (slot, i) in inputs.iter().enumerate() {
+            self.g.add_edge(i.ix(), id.ix(), slot as u32);
+        }
+        if let Some(n) = self.g.node_weight_mut(id.ix()) {
+            n.op = op;
+            n.inputs = inputs;
+        }
+    }
+
+    /// Makes every reader of `old` (nodes and graph outputs) read `new` instead. `new` must
+    /// come before every reader of `old` (it does when `new < old`).
+    pub(crate) fn replace_uses(&mut self, old: NodeId, new: NodeId) {
+        for user in self.users(old) {
+            let Some(n) = self.g.node_weight(user.ix()) else { continue };
+            let inputs: SmallVec<[NodeId; 3]> = n.inputs.iter().map(|i| if *i == old { new } else { *i }).collect();
+            let op = n.op.clone();
+            self.rewrite(user, op, inputs);
+        }
+        for o in &mut self.outputs {
+            if *o == old {
+                *o = new;
+            }
+        }
+    }
+
+    /// The nodes that read `id` (each once, in program order).
+    pub(crate) fn users(&self, id: NodeId) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self
+            .g
+            .edges_directed(id.ix(), Direction::Outgoing)
+            .map(|e| NodeId(e.target().index() as u32))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// How many nodes read `id` (an input read twice by one node counts twice).
+    pub(crate) fn use_count(&self, id: NodeId) -> usize {
+        self.g.edges_directed(id.ix(), Direction::Outgoing).count()
+    }
+
+    /// Removes a node and its edges. Its readers must have been rewired first.
+    pub(crate) fn remove(&mut self, id: NodeId) {
+        self.g.remove_node(id.ix());
     }
 
     /// Node ids in creation order, which is a topological order (inputs are always created
@@ -308,6 +374,7 @@ impl fmt::Display for Graph {
                 NodeOp::ReadVariable(v) => format!("read_variable var{}", v.id()),
                 NodeOp::AssignVariable(v, _) => format!("{} var{} {}", n.op.name(), v.id(), args(self, n)),
                 NodeOp::Project(k) => format!("project[{k}] {}", args(self, n)),
+                NodeOp::Fused(fu) => format!("{}[{}] {}", fu.name(), fu.program_text(), args(self, n)),
                 NodeOp::Cond { then, otherwise, .. } => {
                     let ind = |g: &Graph| g.to_string().replace('\n', "\n    ");
                     format!("cond {}\n    then: {}\n    else: {}", args(self, n), ind(then), ind(otherwise))

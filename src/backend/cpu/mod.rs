@@ -3,6 +3,7 @@
 
 pub(crate) mod elementwise;
 pub(crate) mod fastmath;
+pub(crate) mod fused;
 mod matmul;
 mod movement;
 pub(crate) mod num;
