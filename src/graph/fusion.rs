@@ -79,7 +79,7 @@ impl Fusion {
             FusionKind::Loop => Vec::new(),
             FusionKind::Reduce { axes, keepdims, .. } => vec![format!("axes={axes:?}, keepdims={keepdims}")],
             FusionKind::MatMul { transpose_a, transpose_b } if *transpose_a || *transpose_b => {
-                vec![format!("transpose_a={transpose_a}, transpose_b={transpose_b}")]
+                vec![format!("mm = matmul(in0, in1, transpose_a={transpose_a}, transpose_b={transpose_b})")]
             }
             FusionKind::MatMul { .. } => vec!["mm = matmul(in0, in1)".to_string()],
         };

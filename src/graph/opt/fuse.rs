@@ -208,11 +208,10 @@ fn apply(g: &mut Graph, root: NodeId, kind: FusionKind, group: Group) -> String 
     }
     let fusion = Fusion { kind, n_loads: n_loads as usize, program, dtype };
     let text = format!(
-        "{root} = {}[{}] of {} nodes{}",
+        "{root} = {}[{}], fusing {} ops",
         fusion.name(),
         fusion.program_text(),
-        members.len(),
-        group.matmul.map_or(String::new(), |m| format!(" and matmul {m}"))
+        members.len() + usize::from(group.matmul.is_some()) + usize::from(matches!(fusion.kind, FusionKind::Reduce { .. }))
     );
     g.rewrite(root, NodeOp::Fused(Arc::new(fusion)), inputs);
     // Absorbed nodes, consumers first (the root was rewritten and reads none of them).
