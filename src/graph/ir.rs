@@ -298,6 +298,7 @@ impl Graph {
             let what = match &n.op {
                 NodeOp::Input(_) => self.tensor_name(id),
                 NodeOp::Const(t) if t.num_elements() == 1 => format!("const {}", scalar_text(t)),
+                NodeOp::Fused(f) => format!("{}\\n{}", f.name(), f.program_text().replace("; ", "\\n")),
                 op => op.name().to_string(),
             };
             let shape = if self.outputs.contains(&id) { ", peripheries=2" } else { "" };

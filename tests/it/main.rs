@@ -15,3 +15,5 @@ mod props;
 mod random;
 mod tidy;
 mod traced_props;
+mod optimizer_diff;
+mod optimizer_passes;

@@ -176,7 +176,9 @@ impl Kernels for f64 {
 
 /// Runs the program over elements `start..start + out.len()` into `out`. `regs` is scratch
 /// of `n_regs * CHUNK` elements; `out.len() <= CHUNK`.
-fn eval_chunk<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], start: usize, out: &mut [T], regs: &mut [T]) {
+/// With `stream`, the result goes through a register and reaches `out` with streaming
+/// stores (for outputs far larger than the caches).
+fn eval_chunk<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], start: usize, out: &mut [T], regs: &mut [T], stream: bool) {
     let len = out.len();
     // Loads that are not plain slices go into their registers first (an in-place load
     // before `out` is overwritten).
@@ -196,10 +198,14 @@ fn eval_chunk<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], start: usize, out: 
                 _ => &lower[r * CHUNK..r * CHUNK + len],
             }
         };
-        let o: &mut [T] = if j == last { &mut *out } else { &mut upper[..len] };
+        let direct = j == last && !stream;
+        let o: &mut [T] = if direct { &mut *out } else { &mut upper[..len] };
         match *ins {
             Instr::Unary(u, a) => T::unary(u, src(a), o),
             Instr::Binary(b, a, c) => T::binary(b, src(a), src(c), o),
+        }
+        if j == last && stream {
+            super::stream::copy_nt(out, &upper[..len]);
         }
     }
 }
@@ -207,10 +213,14 @@ fn eval_chunk<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], start: usize, out: 
 /// Runs the program over the whole iteration space into `out`, in parallel when large.
 fn eval_all<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], out: &mut [T]) {
     let n_regs = f.n_loads + f.program.len();
+    let stream = std::mem::size_of_val(out) >= super::stream::STREAM_MIN_BYTES;
     let run = |base: usize, part: &mut [T]| {
         let mut regs = vec![T::default(); n_regs * CHUNK];
         for (c, o) in part.chunks_mut(CHUNK).enumerate() {
-            eval_chunk(f, loads, base + c * CHUNK, o, &mut regs);
+            eval_chunk(f, loads, base + c * CHUNK, o, &mut regs, stream);
+        }
+        if stream {
+            super::stream::fence();
         }
     };
     if out.len() >= PAR_MIN {
@@ -322,7 +332,7 @@ fn reduce_rows<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], op: ReduceOp, row:
         let mut done = 0;
         while done < len {
             let l = CHUNK.min(len - done);
-            eval_chunk(f, loads, start + done, &mut vals[..l], regs);
+            eval_chunk(f, loads, start + done, &mut vals[..l], regs, false);
             let mut cs = vals[..l].chunks_exact(LANES);
             for c in &mut cs {
                 for i in 0..LANES {

@@ -10,6 +10,7 @@ pub(crate) mod num;
 pub(crate) mod par;
 mod reduce;
 mod softmax;
+pub(crate) mod stream;
 
 use crate::dtype::DType;
 use crate::error::Result;

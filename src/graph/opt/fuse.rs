@@ -140,7 +140,8 @@ fn grow(g: &Graph, root: NodeId, kind: &FusionKind, taken: &HashSet<NodeId>) -> 
             }
         }
     }
-    // Output fusion: a matmul read only by the group, of the group's own shape.
+    // Output fusion: a matmul read only by the group, of the group's own shape (with
+    // unknown dims the kernel checks the sizes again when it runs).
     let mut matmul = None;
     if matches!(kind, FusionKind::Loop) {
         'find: for &m in &members {
@@ -149,7 +150,6 @@ fn grow(g: &Graph, root: NodeId, kind: &FusionKind, taken: &HashSet<NodeId>) -> 
                 if matches!(mm.op, NodeOp::Prim(PrimOp::MatMul { .. }))
                     && mm.dtype == dtype
                     && mm.shape == root_node.shape
-                    && mm.shape.is_fully_known()
                     && !taken.contains(&i)
                     && !g.outputs.contains(&i)
                     && g.users(i).iter().all(|u| set.contains(u))
