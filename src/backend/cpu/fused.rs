@@ -175,27 +175,35 @@ impl Kernels for f64 {
 }
 
 /// Runs the program over elements `start..start + out.len()` into `out`. `regs` is scratch
-/// of `n_regs * CHUNK` elements; `out.len() <= CHUNK`.
+/// of `n_regs * w` elements (register `r` at `r * w`); `out.len() <= w`.
 /// With `stream`, the result goes through a register and reaches `out` with streaming
 /// stores (for outputs far larger than the caches).
-fn eval_chunk<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], start: usize, out: &mut [T], regs: &mut [T], stream: bool) {
+fn eval_chunk<T: Kernels>(
+    f: &Fusion,
+    loads: &[Load<'_, T>],
+    start: usize,
+    out: &mut [T],
+    regs: &mut [T],
+    w: usize,
+    stream: bool,
+) {
     let len = out.len();
     // Loads that are not plain slices go into their registers first (an in-place load
     // before `out` is overwritten).
     for (k, l) in loads.iter().enumerate() {
         if !matches!(l, Load::Full(_)) {
-            l.gather(start, &mut regs[k * CHUNK..k * CHUNK + len], out);
+            l.gather(start, &mut regs[k * w..k * w + len], out);
         }
     }
     let last = f.program.len() - 1;
     for (j, ins) in f.program.iter().enumerate() {
         let dst = f.n_loads + j;
-        let (lower, upper) = regs.split_at_mut(dst * CHUNK);
+        let (lower, upper) = regs.split_at_mut(dst * w);
         let src = |r: u16| -> &[T] {
             let r = r as usize;
             match loads.get(r) {
                 Some(Load::Full(d)) => &d[start..start + len],
-                _ => &lower[r * CHUNK..r * CHUNK + len],
+                _ => &lower[r * w..r * w + len],
             }
         };
         let direct = j == last && !stream;
@@ -214,10 +222,12 @@ fn eval_chunk<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], start: usize, out: 
 fn eval_all<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], out: &mut [T]) {
     let n_regs = f.n_loads + f.program.len();
     let stream = std::mem::size_of_val(out) >= super::stream::STREAM_MIN_BYTES;
+    // Registers as wide as a chunk, or as the whole output when it is smaller.
+    let w = CHUNK.min(out.len()).max(1);
     let run = |base: usize, part: &mut [T]| {
-        let mut regs = vec![T::default(); n_regs * CHUNK];
+        let mut regs = vec![T::default(); n_regs * w];
         for (c, o) in part.chunks_mut(CHUNK).enumerate() {
-            eval_chunk(f, loads, base + c * CHUNK, o, &mut regs, stream);
+            eval_chunk(f, loads, base + c * CHUNK, o, &mut regs, w, stream);
         }
         if stream {
             super::stream::fence();
@@ -325,14 +335,15 @@ fn reduce_rows<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], op: ReduceOp, row:
         ReduceOp::Max => (T::lowest(), NumK::maximum),
         ReduceOp::Min => (T::highest(), NumK::minimum),
     };
+    let w = CHUNK.min(row).max(1);
     // Folds elements `start..start + len` into 16 lanes plus a tail value.
     let fold_range = |start: usize, len: usize, regs: &mut [T], vals: &mut [T]| -> T {
         let mut acc = [id; LANES];
         let mut tail = id;
         let mut done = 0;
         while done < len {
-            let l = CHUNK.min(len - done);
-            eval_chunk(f, loads, start + done, &mut vals[..l], regs, false);
+            let l = w.min(len - done);
+            eval_chunk(f, loads, start + done, &mut vals[..l], regs, w, false);
             let mut cs = vals[..l].chunks_exact(LANES);
             for c in &mut cs {
                 for i in 0..LANES {
@@ -354,7 +365,7 @@ fn reduce_rows<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], op: ReduceOp, row:
         comb(acc[0], tail)
     };
     let finish = |v: T| if op == ReduceOp::Mean { v.div_count(row) } else { v };
-    let scratch = || (vec![T::default(); n_regs * CHUNK], vec![T::default(); CHUNK]);
+    let scratch = || (vec![T::default(); n_regs * w], vec![T::default(); w]);
     let total = row * out.len();
     if out.len() == 1 && row >= PAR_MIN * 4 {
         // One long row: partial folds on every thread, then combined.
