@@ -3,7 +3,7 @@
 //!
 //! 1. **Remapping** (Grappler's remapper): the composite softmax
 //!    `exp(x - max(x)) / sum(exp(x - max(x)))` over the last axis becomes the fused softmax
-//!    primitive.
+//!    primitive, and `(x - max(x)) - log(sum(exp(x - max(x))))` the fused log-softmax.
 //! 2. **Groups**, consumers first: an f32/f64 elementwise node roots a group and absorbs each
 //!    elementwise producer whose every reader is already in the group and which is not a
 //!    function output (so no intermediate must survive, and no cycle can form). A
@@ -225,15 +225,21 @@ fn apply(g: &mut Graph, root: NodeId, kind: FusionKind, group: Group) -> String 
 }
 
 /// `exp(x - m) / s` with `m = reduce_max(x, [last], keepdims)` and
-/// `s = reduce_sum(exp(x - m), [last], keepdims)` becomes `softmax(x)` over the last axis.
+/// `s = reduce_sum(exp(x - m), [last], keepdims)` becomes `softmax(x)` over the last axis;
+/// `(x - m) - log(s)` becomes `log_softmax(x)`.
 fn remap_softmax(g: &mut Graph) -> Vec<String> {
     let mut changes = Vec::new();
     for id in g.node_ids() {
-        let Some(found) = softmax_pattern(g, id) else { continue };
-        let (x, axis) = found;
-        changes.push(format!("{id} = exp(x - max) / sum(exp(x - max)) remapped to softmax of {}", g.tensor_name(x)));
+        let (x, axis, log) = match (softmax_pattern(g, id), log_softmax_pattern(g, id)) {
+            (Some((x, axis)), _) => (x, axis, false),
+            (None, Some((x, axis))) => (x, axis, true),
+            (None, None) => continue,
+        };
+        let what = if log { "(x - max) - log(sum(exp(x - max)))" } else { "exp(x - max) / sum(exp(x - max))" };
+        let name = if log { "log_softmax" } else { "softmax" };
+        changes.push(format!("{id} = {what} remapped to {name} of {}", g.tensor_name(x)));
         let parts = g.node(id).map(|n| n.inputs.clone()).unwrap_or_default();
-        g.rewrite(id, NodeOp::Prim(PrimOp::Softmax { axis, log: false }), smallvec::smallvec![x]);
+        g.rewrite(id, NodeOp::Prim(PrimOp::Softmax { axis, log }), smallvec::smallvec![x]);
         remove_dead(g, parts.to_vec());
     }
     changes
@@ -276,6 +282,39 @@ fn softmax_pattern(g: &Graph, id: NodeId) -> Option<(NodeId, usize)> {
         return None;
     }
     let (x, m) = (ins(sub)?[0], ins(sub)?[1]);
+    if !last(&prim(m)?, ReduceOp::Max) || ins(m)?[0] != x || g.node(x)?.shape != d.shape {
+        return None;
+    }
+    Some((x, rank - 1))
+}
+
+/// `(x - m) - log(reduce_sum(exp(x - m), [last], keepdims))` with
+/// `m = reduce_max(x, [last], keepdims)` (both `x - m` one node, as CSE leaves them).
+fn log_softmax_pattern(g: &Graph, id: NodeId) -> Option<(NodeId, usize)> {
+    let prim = |i: NodeId| match g.node(i).map(|n| &n.op) {
+        Some(NodeOp::Prim(p)) => Some(p.clone()),
+        _ => None,
+    };
+    let ins = |i: NodeId| g.node(i).map(|n| n.inputs.clone());
+    let d = g.node(id)?;
+    let rank = d.shape.rank();
+    if !fusible_dtype(d.dtype) || rank == 0 || prim(id)? != PrimOp::Binary(BinaryOp::Sub) {
+        return None;
+    }
+    let last = |p: &PrimOp, want: ReduceOp| matches!(p, PrimOp::Reduce { op, axes, keepdims: true } if *op == want && axes.as_slice() == [rank - 1]);
+    let (t, l) = (d.inputs[0], d.inputs[1]);
+    if prim(t)? != PrimOp::Binary(BinaryOp::Sub) || prim(l)? != PrimOp::Unary(UnaryOp::Log) {
+        return None;
+    }
+    let s = ins(l)?[0];
+    if !last(&prim(s)?, ReduceOp::Sum) {
+        return None;
+    }
+    let e = ins(s)?[0];
+    if prim(e)? != PrimOp::Unary(UnaryOp::Exp) || ins(e)?[0] != t {
+        return None;
+    }
+    let (x, m) = (ins(t)?[0], ins(t)?[1]);
     if !last(&prim(m)?, ReduceOp::Max) || ins(m)?[0] != x || g.node(x)?.shape != d.shape {
         return None;
     }
