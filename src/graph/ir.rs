@@ -299,6 +299,7 @@ impl Graph {
                 NodeOp::Input(_) => self.tensor_name(id),
                 NodeOp::Const(t) if t.num_elements() == 1 => format!("const {}", scalar_text(t)),
                 NodeOp::Fused(f) => format!("{}\\n{}", f.name(), f.program_text().replace("; ", "\\n")),
+                NodeOp::Prim(p) => format!("{}{}", p.name(), attrs(p).replace('"', "\\\"")),
                 op => op.name().to_string(),
             };
             let shape = if self.outputs.contains(&id) { ", peripheries=2" } else { "" };
@@ -335,7 +336,8 @@ fn attrs(op: &PrimOp) -> String {
     match op {
         PrimOp::Cast(d) => format!("[dtype={d}]"),
         PrimOp::Reduce { axes, keepdims, .. } => format!("[axes={axes:?}, keepdims={keepdims}]"),
-        PrimOp::ArgReduce { axis, keepdims, .. } => format!("[axis={axis:?}, keepdims={keepdims}]"),
+        PrimOp::ArgReduce { axis: Some(a), keepdims, .. } => format!("[axis={a}, keepdims={keepdims}]"),
+        PrimOp::ArgReduce { axis: None, keepdims, .. } => format!("[axis=None, keepdims={keepdims}]"),
         PrimOp::Reshape(s) => format!("[shape={s:?}]"),
         PrimOp::BroadcastTo(s) => format!("[shape={s}]"),
         PrimOp::Transpose(p) => format!("[perm={p:?}]"),

@@ -44,12 +44,12 @@ impl Pass for Arithmetic {
             for _ in 0..4 {
                 match rewrite(g, id) {
                     Some(Rewrite::Forward(to, why)) => {
-                        changes.push(format!("{id} ({why}) -> {}", g.tensor_name(to)));
+                        changes.push(format!("{id} ({why}): readers now read {}", g.tensor_name(to)));
                         g.replace_uses(id, to);
                         break;
                     }
                     Some(Rewrite::Replace(op, inputs, why)) => {
-                        changes.push(format!("{id} ({why}) -> {}", op.name()));
+                        changes.push(format!("{id} ({why}) becomes {}", op.name()));
                         g.rewrite(id, op, inputs);
                     }
                     None => break,

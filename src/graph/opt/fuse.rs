@@ -36,6 +36,7 @@ impl Pass for Fuse {
 
     fn run(&self, g: &mut Graph, _: &OptimizerOptions) -> Result<Vec<String>> {
         let mut changes = remap_softmax(g);
+        let mut groups: Vec<(NodeId, String)> = Vec::new();
         let mut taken: HashSet<NodeId> = HashSet::new();
         for root in g.node_ids().into_iter().rev() {
             if taken.contains(&root) {
@@ -57,8 +58,11 @@ impl Pass for Fuse {
             };
             let Some(group) = grow(g, root, &kind, &taken) else { continue };
             taken.extend(group.members.iter().copied());
-            changes.push(apply(g, root, kind, group));
+            groups.push((root, apply(g, root, kind, group)));
         }
+        // Groups grow from the end; report them in program order like the other passes.
+        groups.sort();
+        changes.extend(groups.into_iter().map(|(_, c)| c));
         Ok(changes)
     }
 }

@@ -32,7 +32,7 @@ impl Pass for MemoryPlanner {
 
     fn run(&self, g: &mut Graph, _: &OptimizerOptions) -> Result<Vec<String>> {
         let plan = plan(g);
-        let mut changes: Vec<String> = {
+        let changes: Vec<String> = {
             let mut v: Vec<_> = plan.in_place.iter().collect();
             v.sort();
             v.into_iter()
@@ -42,10 +42,6 @@ impl Pass for MemoryPlanner {
                 })
                 .collect()
         };
-        match plan.peak_bytes {
-            Some(b) => changes.push(format!("planned peak: {b} bytes")),
-            None => changes.push("planned peak: unknown until the call (unknown dims)".into()),
-        }
         g.memory = Some(plan);
         Ok(changes)
     }
