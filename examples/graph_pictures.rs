@@ -1,12 +1,14 @@
 //! Graph pictures for the book: traces three small functions (a dense layer
 //! `relu(x·W + b)`, a softmax cross-entropy loss and a function that branches with
-//! `ff::cond`), writes each graph's Graphviz text (`Graph::to_dot`) to `book/src/img/*.dot`
-//! and, when Graphviz's `dot` is on the PATH, renders `book/src/img/*.svg` next to it.
+//! `ff::cond`), and one model step (a dense layer, a softmax written out of primitives and a
+//! squared-error loss) as traced, after the rewriting passes and after every pass. It writes
+//! each graph's Graphviz text (`Graph::to_dot`) to `book/src/img/*.dot` and, when Graphviz's
+//! `dot` is on the PATH, renders `book/src/img/*.svg` next to it.
 //!
-//! `.ci/run` runs every example before `mdbook build book`, so the pictures in the chapter
-//! "Reading graphs" always show the graphs the current code records. The SVGs are committed
-//! as well, so the book also builds where Graphviz is missing (this program then says so
-//! loudly and still succeeds).
+//! `.ci/run` runs every example before `mdbook build book`, so the pictures in the chapters
+//! "Reading graphs" and "What the graph buys you" always show the graphs the current code
+//! records. The SVGs are committed as well, so the book also builds where Graphviz is
+//! missing (this program then says so loudly and still succeeds).
 //!
 //! Run it with `cargo run --release --example graph_pictures`.
 
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ferroflow as ff;
-use ff::{DType, Tensor, TensorSpec};
+use ff::{DType, OptimizerOptions, PassKind, Tensor, TensorSpec};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -73,6 +75,33 @@ fn main() -> AnyResult<()> {
     let cf = branch.get_concrete_function(TensorSpec::new(&[Some(3)], DType::F32))?;
     written.push(write_graph(&dir, "cond", cf.graph())?);
 
+    // ---- 4. A model step, before and after the optimizer ---------------------------------
+    // The function of the chapter "What the graph buys you" (keep the two in step).
+    let step_specs = (
+        TensorSpec::new(&[Some(4), Some(5)], DType::F32),
+        TensorSpec::new(&[Some(3), Some(5)], DType::F32),
+        TensorSpec::new(&[Some(3)], DType::F32),
+        TensorSpec::new(&[Some(4), Some(3)], DType::F32),
+    );
+    let rewrites_only = OptimizerOptions::all().with(PassKind::Fusion, false).with(PassKind::Memory, false);
+    for (name, opts) in [
+        ("opt_before", OptimizerOptions::none()),
+        ("opt_rewritten", rewrites_only),
+        ("opt_after", OptimizerOptions::all()),
+    ] {
+        let f = ff::function_with(
+            ff::FunctionOptions {
+                name: Some("step".into()),
+                arg_names: Some(vec!["x".into(), "w".into(), "b".into(), "labels".into()]),
+                optimizer: Some(opts),
+                ..Default::default()
+            },
+            step,
+        );
+        let cf = f.get_concrete_function(step_specs.clone())?;
+        written.push(write_graph(&dir, name, cf.optimized_graph())?);
+    }
+
     // ---- Render -------------------------------------------------------------------------
     match render(&written) {
         Ok(svgs) => {
@@ -90,6 +119,22 @@ fn main() -> AnyResult<()> {
         }
     }
     Ok(())
+}
+
+/// One training-style step: a dense layer `relu(x·W^T + b)`, a softmax written out of
+/// primitives and the mean squared error against the labels, with the redundancy real code
+/// has (a defensive cast, a transpose feeding the matmul, a `* 1.0` temperature, the same
+/// subexpression twice, a leftover debugging value and a cast round trip).
+fn step(x: &Tensor, w: &Tensor, b: &Tensor, labels: &Tensor) -> ff::Result<Tensor> {
+    let x = x.cast(DType::F32)?; // defensive: x already is f32
+    let h = (x.matmul(&w.transpose(&[1, 0])?)? + b)?.relu()?; // w is stored [out, in]
+    let logits = (&h * 1.0f32)?; // temperature 1
+    let m = logits.reduce_max(Some(&[-1]), true)?;
+    let p = ((&logits - &m)?.exp()? / (&logits - &m)?.exp()?.reduce_sum(Some(&[-1]), true)?)?;
+    let _pred = p.argmax(Some(&[-1]), false)?; // left over from debugging
+    let y = labels.cast(DType::F64)?.cast(DType::F32)?; // a round trip through f64
+    let d = (&p - &y)?;
+    (&d * &d)?.reduce_mean(None, false)
 }
 
 /// Verifies `g`, writes its Graphviz text to `dir/name.dot` and returns that path.
