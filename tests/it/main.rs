@@ -13,5 +13,6 @@ mod ir_check;
 mod op_table;
 mod props;
 mod random;
+mod sparse;
 mod tidy;
 mod traced_props;
