@@ -191,14 +191,6 @@ pub(crate) fn to_dense(indices: &Tensor, values: &Tensor, default: &Tensor, shap
 
 // ---- matmul ---------------------------------------------------------------------------------
 
-/// `o += v * b`, elementwise: the inner loop, vectorized over the dense row.
-#[inline(always)]
-fn axpy<T: NumK>(o: &mut [T], v: T, b: &[T]) {
-    for (o, &b) in o.iter_mut().zip(b) {
-        *o = o.add(v.mul(b));
-    }
-}
-
 /// Where each row's entries start, assuming the indices are sorted by row: `None` when
 /// they are not (or a row is out of bounds). `m + 1` binary searches when rows are few
 /// against the entries, one pass over the entries otherwise.
@@ -234,33 +226,91 @@ fn sorted_row_ptr(ix: &[i64], nnz: usize, m: usize) -> Option<Vec<usize>> {
     Some(ptr)
 }
 
-/// Output row `r` from the entries `lo..hi`, which must all be in row `r` with a column
-/// below `k`: `false` (and a partial row) when one is not.
+/// One output row's work: row `r` of the output from entries `lo..hi` (all of row `r`).
+#[derive(Clone, Copy)]
+struct RowJob<'a, T> {
+    r: usize,
+    lo: usize,
+    hi: usize,
+    ix: &'a [i64],
+    vals: &'a [T],
+    b: &'a [T],
+    k: usize,
+}
+
+/// The row kernel: `o = sum over entries e of vals[e] * b[col(e), :]`. Columns are done in
+/// blocks of `W` held in a local array (registers, for a `W` that fits), so each entry costs
+/// one pass over `W` elements of its `b` row and no load or store of `o`; the rest of the
+/// row (`n % W`) accumulates in `o`. Returns `false` (with a partial row) when an entry is
+/// not in row `r` or its column is not below `k`: the indices were not sorted by row.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn row_sorted<T: NumK>(r: usize, o: &mut [T], lo: usize, hi: usize, ix: &[i64], vals: &[T], b: &[T], k: usize) -> bool {
+fn row_kernel<T: NumK, const W: usize>(job: RowJob<'_, T>, o: &mut [T]) -> bool {
+    let RowJob { r, lo, hi, ix, vals, b, k } = job;
     let n = o.len();
-    o.fill(T::zero());
-    for e in lo..hi {
+    let col = |e: usize| -> Option<usize> {
         let (rr, c) = (ix[2 * e], ix[2 * e + 1]);
-        if rr != r as i64 || c < 0 || c as u64 >= k as u64 {
-            return false;
+        (rr == r as i64 && c >= 0 && (c as u64) < k as u64).then_some(c as usize)
+    };
+    let mut c0 = 0;
+    while c0 + W <= n {
+        let mut acc = [T::zero(); W];
+        for (e, &v) in (lo..hi).zip(&vals[lo..hi]) {
+            let Some(c) = col(e) else { return false };
+            let Ok(brow) = <&[T; W]>::try_from(&b[c * n + c0..c * n + c0 + W]) else { return false };
+            for (a, &x) in acc.iter_mut().zip(brow) {
+                *a = a.add(v.mul(x));
+            }
         }
-        let c = c as usize;
-        axpy(o, vals[e], &b[c * n..c * n + n]);
+        o[c0..c0 + W].copy_from_slice(&acc);
+        c0 += W;
+    }
+    if c0 < n {
+        let o = &mut o[c0..];
+        o.fill(T::zero());
+        for (e, &v) in (lo..hi).zip(&vals[lo..hi]) {
+            let Some(c) = col(e) else { return false };
+            for (o, &b) in o.iter_mut().zip(&b[c * n + c0..c * n + n]) {
+                *o = o.add(v.mul(b));
+            }
+        }
     }
     true
 }
 
-/// Output row from the listed entries (checked already).
-#[inline(always)]
-fn row_listed<T: NumK>(o: &mut [T], ents: &[usize], ix: &[i64], vals: &[T], b: &[T]) {
-    let n = o.len();
-    o.fill(T::zero());
-    for &e in ents {
-        let c = ix[2 * e + 1] as usize;
-        axpy(o, vals[e], &b[c * n..c * n + n]);
-    }
+/// A row kernel for one element type, chosen once per call (by CPU features).
+type RowFn<T> = fn(RowJob<'_, T>, &mut [T]) -> bool;
+
+/// Element types `sparse::matmul` runs on, each with its best row kernel for this CPU.
+trait SpmmK: NumK + Send + Sync {
+    fn row_fn() -> RowFn<Self>;
+}
+
+macro_rules! spmm_k {
+    ($($t:ty => $w:literal, avx2: $w2:literal, $avx:ident;)*) => {$(
+        /// The row kernel compiled for AVX2 (wider blocks: 16 ymm registers).
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx(job: RowJob<'_, $t>, o: &mut [$t]) -> bool {
+            row_kernel::<$t, $w2>(job, o)
+        }
+        impl SpmmK for $t {
+            fn row_fn() -> RowFn<$t> {
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 was just detected on this CPU.
+                    return |job, o| unsafe { $avx(job, o) };
+                }
+                row_kernel::<$t, $w>
+            }
+        }
+    )*};
+}
+spmm_k! {
+    f32 => 32, avx2: 64, row_f32_avx2;
+    f64 => 16, avx2: 32, row_f64_avx2;
+    i32 => 32, avx2: 64, row_i32_avx2;
+    i64 => 16, avx2: 32, row_i64_avx2;
+    u8 => 64, avx2: 128, row_u8_avx2;
 }
 
 /// Runs `f(row, out_row)` over the rows of `out` (width `n > 0`), in parallel when the
@@ -275,25 +325,35 @@ fn for_rows<T: Send>(out: &mut [T], n: usize, work: usize, f: impl Fn(usize, &mu
     }
 }
 
-fn spmm<T: NumK + Send + Sync>(ix: &[i64], vals: &[T], b: &[T], m: usize, k: usize, n: usize) -> Result<Vec<T>> {
-    const OP: &str = "sparse::matmul";
+/// The product when the entries are sorted by row (`None` when they are not).
+fn spmm_sorted<T: SpmmK>(ix: &[i64], vals: &[T], b: &[T], m: usize, k: usize, n: usize) -> Option<Vec<T>> {
     let nnz = vals.len();
+    let ptr = sorted_row_ptr(ix, nnz, m)?;
     let mut out = alloc::<T>(m * n);
-    let work = nnz.saturating_mul(n);
-    if n > 0 {
-        if let Some(ptr) = sorted_row_ptr(ix, nnz, m) {
-            let ok = AtomicBool::new(true);
-            for_rows(&mut out, n, work, |r, o| {
-                if !row_sorted(r, o, ptr[r], ptr[r + 1], ix, vals, b, k) {
-                    ok.store(false, Ordering::Relaxed);
-                }
-            });
-            if ok.load(Ordering::Relaxed) {
-                return Ok(out);
-            }
-        }
+    if n == 0 {
+        // No output to write; the rows still have to hold only in-bounds columns.
+        let ok = (0..nnz).all(|e| ix[2 * e + 1] >= 0 && (ix[2 * e + 1] as u64) < k as u64);
+        return ok.then_some(out);
     }
-    // Any order: bounds checked entry by entry, then a counting sort by row.
+    let row_fn = T::row_fn();
+    let ok = AtomicBool::new(true);
+    for_rows(&mut out, n, nnz.saturating_mul(n), |r, o| {
+        let job = RowJob { r, lo: ptr[r], hi: ptr[r + 1], ix, vals, b, k };
+        if !row_fn(job, o) {
+            ok.store(false, Ordering::Relaxed);
+        }
+    });
+    ok.into_inner().then_some(out)
+}
+
+fn spmm<T: SpmmK>(ix: &[i64], vals: &[T], b: &[T], m: usize, k: usize, n: usize) -> Result<Vec<T>> {
+    const OP: &str = "sparse::matmul";
+    if let Some(out) = spmm_sorted(ix, vals, b, m, k, n) {
+        return Ok(out);
+    }
+    // Any order: bounds checked entry by entry (the first bad entry is the error), then a
+    // stable counting sort by row into a copy, which takes the sorted path.
+    let nnz = vals.len();
     let mut ptr = vec![0usize; m + 1];
     for e in 0..nnz {
         let (r, c) = (ix[2 * e], ix[2 * e + 1]);
@@ -305,17 +365,16 @@ fn spmm<T: NumK + Send + Sync>(ix: &[i64], vals: &[T], b: &[T], m: usize, k: usi
     for r in 0..m {
         ptr[r + 1] += ptr[r];
     }
-    let mut order = vec![0usize; nnz];
-    let mut next = ptr.clone();
+    let (mut six, mut svals) = (vec![0i64; 2 * nnz], vec![T::zero(); nnz]);
     for e in 0..nnz {
         let r = ix[2 * e] as usize;
-        order[next[r]] = e;
-        next[r] += 1;
+        let at = ptr[r];
+        ptr[r] += 1;
+        six[2 * at..2 * at + 2].copy_from_slice(&ix[2 * e..2 * e + 2]);
+        svals[at] = vals[e];
     }
-    if n > 0 {
-        for_rows(&mut out, n, work, |r, o| row_listed(o, &order[ptr[r]..ptr[r + 1]], ix, vals, b));
-    }
-    Ok(out)
+    spmm_sorted(&six, &svals, b, m, k, n)
+        .ok_or_else(|| Error::invalid(OP, "internal: sorted entries did not take the sorted path"))
 }
 
 /// `SparseMatMul`: sparse `[m, k]` (`dense`) times dense `b` `[k, n]`.

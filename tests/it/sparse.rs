@@ -75,9 +75,9 @@ fn err<T: std::fmt::Debug>(r: ff::Result<T>) -> Error {
 fn construction_accepts_slices_arrays_and_tensors() {
     let want = array![[0.0f32, 1.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, -2.0]].into_dyn();
     // Rows of coordinates and a value slice; integer literals are i32, widened to i64.
-    let a = SparseTensor::new(&[[0, 1], [2, 3]], &[1.5f32, -2.0], [3, 4]).unwrap();
+    let a = SparseTensor::new([[0, 1], [2, 3]], [1.5f32, -2.0], [3, 4]).unwrap();
     // ndarray arrays (owned and borrowed) and a usize shape.
-    let b = SparseTensor::new(array![[0i64, 1], [2, 3]], &array![1.5f32, -2.0], &[3usize, 4]).unwrap();
+    let b = SparseTensor::new(array![[0i64, 1], [2, 3]], &array![1.5f32, -2.0], [3usize, 4]).unwrap();
     // Tensors, a Vec of rows, a Shape and a dense-shape tensor.
     let c = SparseTensor::new(
         Tensor::from_slice(&[0i64, 1, 2, 3], &[2, 2]).unwrap(),
@@ -86,7 +86,11 @@ fn construction_accepts_slices_arrays_and_tensors() {
     )
     .unwrap();
     let d = SparseTensor::new(vec![[0u8, 1], [2, 3]], vec![1.5f32, -2.0], ff::Shape::new(&[3, 4])).unwrap();
-    for s in [&a, &b, &c, &d] {
+    // Borrowed rows, values and dims (slices of any length).
+    let rows: &[[i64; 2]] = &[[0, 1], [2, 3]];
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    let e = SparseTensor::new(rows, &[1.5f32, -2.0], &[3i64, 4]).unwrap();
+    for s in [&a, &b, &c, &d, &e] {
         assert_eq!(s.indices().dtype(), DType::I64);
         assert_eq!(s.indices().shape().dims(), &[2, 2]);
         assert_eq!(s.values().shape().dims(), &[2]);
@@ -116,13 +120,13 @@ fn to_dense_matches_the_reference_for_every_dtype_and_rank() {
     }
     // Rank 0: at most one entry.
     let s =
-        SparseTensor::new(Tensor::from_vec(Vec::<i64>::new(), &[1, 0]).unwrap(), &[4i32], Vec::<usize>::new()).unwrap();
+        SparseTensor::new(Tensor::from_vec(Vec::<i64>::new(), &[1, 0]).unwrap(), [4i32], Vec::<usize>::new()).unwrap();
     assert_eq!(s.to_dense().unwrap().to_scalar::<i32>().unwrap(), 4);
 }
 
 #[test]
 fn to_dense_takes_a_default_value() {
-    let s = SparseTensor::new(&[[0, 0], [1, 2]], &[5i32, 6], [2, 3]).unwrap();
+    let s = SparseTensor::new([[0, 0], [1, 2]], [5i32, 6], [2, 3]).unwrap();
     // A host scalar adopts the values' dtype.
     let d = sparse::to_dense(&s, -1).unwrap();
     assert_eq!(d.dtype(), DType::I32);
@@ -137,7 +141,7 @@ fn to_dense_takes_a_default_value() {
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
     check_err(&e, "sparse::to_dense");
     // Bool values: false by default.
-    let b = SparseTensor::new(&[[1]], &[true], [3]).unwrap();
+    let b = SparseTensor::new([[1]], [true], [3]).unwrap();
     assert_eq!(b.to_dense().unwrap().to_ndarray::<bool>().unwrap(), array![false, true, false].into_dyn());
     assert_eq!(sparse::to_dense(&b, true).unwrap().to_ndarray::<bool>().unwrap(), array![true, true, true].into_dyn());
 }
@@ -172,7 +176,7 @@ fn from_dense_keeps_the_non_zero_elements_in_order() {
 
 #[test]
 fn out_of_bounds_indices_name_the_entry_the_bound_and_the_fix() {
-    let e = err(SparseTensor::new(&[[5, 1]], &[1.0f32], [3, 4]));
+    let e = err(SparseTensor::new([[5, 1]], [1.0f32], [3, 4]));
     match &e {
         Error::InvalidSparseIndices { op, problem, entry, index, bound, .. } => {
             assert_eq!((*op, *problem, *entry), ("SparseTensor::new", SparseIndexProblem::OutOfBounds, 0));
@@ -185,14 +189,14 @@ fn out_of_bounds_indices_name_the_entry_the_bound_and_the_fix() {
     assert!(msg.contains("indices[0] = [5, 1] is out of bounds: expected 0 <= index < [3, 4]"), "{msg}");
     assert!(msg.contains("dense shape that holds it"), "{msg}");
     // Negative coordinates too, and the first bad entry is the one reported.
-    let e = err(SparseTensor::new(&[[0, 0], [1, -1], [9, 9]], &[1, 2, 3], [3, 4]));
+    let e = err(SparseTensor::new([[0, 0], [1, -1], [9, 9]], [1, 2, 3], [3, 4]));
     assert!(matches!(e, Error::InvalidSparseIndices { problem: SparseIndexProblem::OutOfBounds, entry: 1, .. }), "{e}");
     assert!(e.to_string().contains("indices[1] = [1, -1]"), "{e}");
 }
 
 #[test]
 fn repeated_indices_are_an_error_naming_coalesce() {
-    let e = err(SparseTensor::new(&[[0, 0], [0, 1], [0, 1]], &[1.0f32, 2.0, 3.0], [3, 4]));
+    let e = err(SparseTensor::new([[0, 0], [0, 1], [0, 1]], [1.0f32, 2.0, 3.0], [3, 4]));
     assert!(matches!(e, Error::InvalidSparseIndices { problem: SparseIndexProblem::Repeated, entry: 2, .. }), "{e}");
     check_err(&e, "SparseTensor::new");
     let msg = e.to_string();
@@ -202,7 +206,7 @@ fn repeated_indices_are_an_error_naming_coalesce() {
 
 #[test]
 fn out_of_order_indices_are_an_error_naming_reorder() {
-    let e = err(SparseTensor::new(&[[0, 2], [0, 1]], &[1.0f32, 2.0], [3, 4]));
+    let e = err(SparseTensor::new([[0, 2], [0, 1]], [1.0f32, 2.0], [3, 4]));
     match &e {
         Error::InvalidSparseIndices { problem, entry, index, bound, .. } => {
             assert_eq!((*problem, *entry), (SparseIndexProblem::OutOfOrder, 1));
@@ -215,7 +219,7 @@ fn out_of_order_indices_are_an_error_naming_reorder() {
     assert!(msg.contains("indices[1] = [0, 1] is out of order"), "{msg}");
     assert!(msg.contains("ff::sparse::reorder") && msg.contains("validate: false"), "{msg}");
     // The fix works: skip validation, reorder, and the result validates.
-    let s = SparseTensor::new_with(&[[0, 2], [0, 1]], &[1.0f32, 2.0], [3, 4], NO_CHECK).unwrap();
+    let s = SparseTensor::new_with([[0, 2], [0, 1]], [1.0f32, 2.0], [3, 4], NO_CHECK).unwrap();
     let r = sparse::reorder(&s).unwrap();
     SparseTensor::new(r.indices(), r.values(), r.shape()).unwrap();
     assert_eq!(r.values().to_ndarray::<f32>().unwrap(), array![2.0f32, 1.0].into_dyn());
@@ -237,10 +241,10 @@ fn large_inputs_report_the_first_bad_entry() {
 
 #[test]
 fn validate_false_skips_order_and_repeat_checks_but_not_bounds() {
-    let s = SparseTensor::new_with(&[[1, 0], [0, 1], [1, 0]], &[1i32, 2, 3], [2, 2], NO_CHECK).unwrap();
+    let s = SparseTensor::new_with([[1, 0], [0, 1], [1, 0]], [1i32, 2, 3], [2, 2], NO_CHECK).unwrap();
     // Repeated entries add up, as tf.scatter_nd.
     assert_eq!(s.to_dense().unwrap().to_ndarray::<i32>().unwrap(), array![[0, 2], [4, 0]].into_dyn());
-    let bad = SparseTensor::new_with(&[[0, 0], [2, 0]], &[1i32, 2], [2, 2], NO_CHECK).unwrap();
+    let bad = SparseTensor::new_with([[0, 0], [2, 0]], [1i32, 2], [2, 2], NO_CHECK).unwrap();
     let e = err(bad.to_dense());
     assert!(matches!(e, Error::InvalidSparseIndices { problem: SparseIndexProblem::OutOfBounds, entry: 1, .. }), "{e}");
     check_err(&e, "sparse::to_dense");
@@ -252,26 +256,26 @@ fn validate_false_skips_order_and_repeat_checks_but_not_bounds() {
 
 #[test]
 fn float_indices_and_mismatched_parts_are_clear_errors() {
-    let e = err(SparseTensor::new(&[[0.0f32, 1.0]], &[1.0f32], [3, 4]));
+    let e = err(SparseTensor::new([[0.0f32, 1.0]], [1.0f32], [3, 4]));
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
     check_err(&e, "SparseTensor::new");
     assert!(e.to_string().contains("integer indices") && e.to_string().contains("f32"), "{e}");
     // Lengths: 2 index rows, 3 values.
-    let e = err(SparseTensor::new(&[[0, 1], [1, 1]], &[1.0f32, 2.0, 3.0], [3, 4]));
+    let e = err(SparseTensor::new([[0, 1], [1, 1]], [1.0f32, 2.0, 3.0], [3, 4]));
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
     check_err(&e, "SparseTensor::new");
     assert!(e.to_string().contains("one value per index row"), "{e}");
     // Index width is not the rank.
-    let e = err(SparseTensor::new(&[[0, 1, 2]], &[1.0f32], [3, 4]));
+    let e = err(SparseTensor::new([[0, 1, 2]], [1.0f32], [3, 4]));
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
     assert!(e.to_string().contains("3 columns") || e.to_string().contains("2 columns"), "{e}");
     // Indices of rank 1, values of rank 2.
-    let e = err(SparseTensor::new(&[0i64, 1], &[1.0f32, 2.0], [3]));
+    let e = err(SparseTensor::new([0i64, 1], [1.0f32, 2.0], [3]));
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
-    let e = err(SparseTensor::new(&[[0]], array![[1.0f32]], [3]));
+    let e = err(SparseTensor::new([[0]], array![[1.0f32]], [3]));
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
     // A negative dense dim.
-    let e = err(SparseTensor::new(&[[0]], &[1.0f32], [-3i64]));
+    let e = err(SparseTensor::new([[0]], [1.0f32], [-3i64]));
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
     check_err(&e, "SparseTensor::new");
 }
@@ -281,7 +285,7 @@ fn float_indices_and_mismatched_parts_are_clear_errors() {
 #[test]
 fn reorder_sorts_stably_and_coalesce_merges() {
     let s =
-        SparseTensor::new_with(&[[2, 1], [0, 3], [2, 1], [0, 0]], &[1.0f64, 2.0, 3.0, 4.0], [3, 4], NO_CHECK).unwrap();
+        SparseTensor::new_with([[2, 1], [0, 3], [2, 1], [0, 0]], [1.0f64, 2.0, 3.0, 4.0], [3, 4], NO_CHECK).unwrap();
     let r = s.reorder().unwrap();
     assert_eq!(r.indices().to_ndarray::<i64>().unwrap(), array![[0i64, 0], [0, 3], [2, 1], [2, 1]].into_dyn());
     assert_eq!(r.values().to_ndarray::<f64>().unwrap(), array![4.0, 2.0, 1.0, 3.0].into_dyn());
@@ -323,13 +327,13 @@ fn add_sparse_and_dense_and_sparse_and_sparse() {
         SparseTensor::new(sparse_sum.indices(), sparse_sum.values(), [4, 5]).unwrap();
         assert_close(&ctx, &a.add(&b).unwrap().to_dense().unwrap(), dt, &want(&da, &db), Tol::of(dt).acc(dt, 2.0));
     }
-    let a = SparseTensor::new(&[[0, 0]], &[1.0f32], [2, 2]).unwrap();
+    let a = SparseTensor::new([[0, 0]], [1.0f32], [2, 2]).unwrap();
     let e = err(sparse::add(&a, ff::zeros(&[2, 3], DType::F32).unwrap()));
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
     check_err(&e, "sparse::add");
-    let e = err(sparse::add(&a, &SparseTensor::new(&[[0]], &[1.0f32], [2]).unwrap()));
+    let e = err(sparse::add(&a, &SparseTensor::new([[0]], [1.0f32], [2]).unwrap()));
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
-    let e = err(sparse::add(&a, &SparseTensor::new(&[[0, 0]], &[1i32], [2, 2]).unwrap()));
+    let e = err(sparse::add(&a, &SparseTensor::new([[0, 0]], [1i32], [2, 2]).unwrap()));
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
     check_err(&e, "sparse::add");
 }
@@ -394,25 +398,23 @@ fn matmul_runs_rows_in_parallel_and_accepts_any_order() {
 
 #[test]
 fn matmul_errors() {
-    let a = SparseTensor::new(&[[0, 1]], &[1.0f32], [2, 3]).unwrap();
+    let a = SparseTensor::new([[0, 1]], [1.0f32], [2, 3]).unwrap();
     let e = err(sparse::matmul(&a, ff::zeros(&[4, 2], DType::F32).unwrap()));
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
     check_err(&e, "sparse::matmul");
     let e = err(a.matmul(ff::zeros(&[3], DType::F32).unwrap()));
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
-    let e = err(sparse::matmul(
-        &SparseTensor::new(&[[0]], &[1.0f32], [2]).unwrap(),
-        ff::zeros(&[2, 2], DType::F32).unwrap(),
-    ));
+    let e =
+        err(sparse::matmul(&SparseTensor::new([[0]], [1.0f32], [2]).unwrap(), ff::zeros(&[2, 2], DType::F32).unwrap()));
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
     check_err(&e, "sparse::matmul");
     let e = err(sparse::matmul(&a, ff::zeros(&[3, 2], DType::F64).unwrap()));
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
-    let b = SparseTensor::new(&[[0, 1]], &[true], [2, 3]).unwrap();
+    let b = SparseTensor::new([[0, 1]], [true], [2, 3]).unwrap();
     let e = err(sparse::matmul(&b, ff::zeros(&[3, 2], DType::Bool).unwrap()));
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
     // Weak host scalars are not matrices; a dense f16 operand matches f16 values.
-    let h = SparseTensor::new(&[[1, 2]], &[f16::from_f32(2.0)], [2, 3]).unwrap();
+    let h = SparseTensor::new([[1, 2]], [f16::from_f32(2.0)], [2, 3]).unwrap();
     let p = h.matmul(ff::ones(&[3, 2], DType::F16).unwrap()).unwrap();
     assert_eq!(p.to_ndarray::<f16>().unwrap()[[1, 1]], f16::from_f32(2.0));
 }
@@ -437,11 +439,11 @@ fn reduce_sum_over_all_and_some_axes() {
         let want = d.sum_axis(ndarray::Axis(2)).sum_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0));
         assert_close(&ctx, &got, dt, &wrapped(want.insert_axis(ndarray::Axis(2))), tol);
     }
-    let s = SparseTensor::new(&[[0, 1]], &[true], [2, 3]).unwrap();
+    let s = SparseTensor::new([[0, 1]], [true], [2, 3]).unwrap();
     let e = err(s.reduce_sum(None, false));
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
     check_err(&e, "sparse::reduce_sum");
-    let f = SparseTensor::new(&[[0, 1]], &[1.0f32], [2, 3]).unwrap();
+    let f = SparseTensor::new([[0, 1]], [1.0f32], [2, 3]).unwrap();
     let e = err(f.reduce_sum(Some(&[2]), false));
     assert!(matches!(e, Error::AxisOutOfRange { .. }), "{e}");
     check_err(&e, "sparse::reduce_sum");
@@ -566,20 +568,20 @@ fn sparse_tensors_are_traced_arguments_and_outputs() {
     assert_eq!(f.tracing_count(), 1);
     assert_eq!(dense_of(&ts2), dense_of(&body(&a2, &b, &w, &d).unwrap().0));
     // A new nnz retraces (nnz is part of the indices' shape), as does a new dense shape.
-    let fewer = SparseTensor::new(&[[0, 0]], &[2.0f32], [6, 5]).unwrap();
+    let fewer = SparseTensor::new([[0, 0]], [2.0f32], [6, 5]).unwrap();
     f.call((&fewer, &b, &w, &d)).unwrap();
     assert_eq!(f.tracing_count(), 2);
     let g = ff::function(|s: &SparseTensor| s.to_dense());
     g.call(&a).unwrap();
-    g.call(&SparseTensor::new(&[[0, 0]], &[2.0f32], [6, 7]).unwrap()).unwrap();
-    g.call(&SparseTensor::new(&[[0, 0]], &[3.0f32], [6, 7]).unwrap()).unwrap();
+    g.call(&SparseTensor::new([[0, 0]], [2.0f32], [6, 7]).unwrap()).unwrap();
+    g.call(&SparseTensor::new([[0, 0]], [3.0f32], [6, 7]).unwrap()).unwrap();
     assert_eq!(g.tracing_count(), 2);
 }
 
 #[test]
 fn sparse_graphs_read_well_and_reduce_retracing_opens_nnz() {
     let f = ff::function(|s: &SparseTensor, w: &Tensor| sparse::matmul(s, w));
-    let a = SparseTensor::new(&[[0, 1], [1, 0]], &[1.0f32, 2.0], [2, 2]).unwrap();
+    let a = SparseTensor::new([[0, 1], [1, 0]], [1.0f32, 2.0], [2, 2]).unwrap();
     let w = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
     let cf = f.get_concrete_function((&a, &w)).unwrap();
     let text = cf.graph().to_string();

@@ -1,5 +1,6 @@
-//! The CPU backend: rayon kernels over contiguous row-major buffers (rayon appears only here
-//! and in `random`). `execute` is one `match` over `PrimOp` with no wildcard arm.
+//! The CPU backend: rayon kernels over contiguous row-major buffers (rayon appears only here,
+//! in `random` and in `sparse::kernels`, whose sparse kernels the match below calls).
+//! `execute` is one `match` over `PrimOp` with no wildcard arm.
 
 pub(crate) mod elementwise;
 pub(crate) mod fastmath;
