@@ -43,6 +43,9 @@ mod reading_graphs {}
 #[doc = include_str!("../book/src/variables-control-flow.md")]
 mod variables_control_flow {}
 
+#[doc = include_str!("../book/src/sparse.md")]
+mod sparse {}
+
 // The README's sample, too.
 #[doc = include_str!("../README.md")]
 mod readme {}
