@@ -46,6 +46,9 @@ mod variables_control_flow {}
 #[doc = include_str!("../book/src/graph-optimizer.md")]
 mod graph_optimizer {}
 
+#[doc = include_str!("../book/src/sparse.md")]
+mod sparse {}
+
 // The README's sample, too.
 #[doc = include_str!("../README.md")]
 mod readme {}

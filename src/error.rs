@@ -136,9 +136,41 @@ pub enum Error {
     },
 
     // ---- sparse ------------------------------------------------------------------------
-    /// COO indices that are out of order, repeated or out of bounds.
-    #[error("{op}: invalid sparse indices: {message}{}", at(.location))]
-    InvalidSparseIndices { op: &'static str, message: String, location: Option<Loc> },
+    /// COO indices that are out of bounds, repeated or out of canonical (row-major) order,
+    /// as TensorFlow checks them: `entry` is the row of `indices` at fault, `index` its value
+    /// (`[0, 5]`), and `bound` the dense shape (out of bounds) or the index of the entry
+    /// before it (repeated, out of order).
+    #[error("{op}: invalid sparse indices: indices[{entry}] = {index} {}{}{}", sparse_problem(.problem, .bound), fix_str(.fix), at(.location))]
+    InvalidSparseIndices {
+        op: &'static str,
+        problem: SparseIndexProblem,
+        entry: usize,
+        index: String,
+        bound: String,
+        fix: Option<String>,
+        location: Option<Loc>,
+    },
+}
+
+/// What is wrong with one entry of a sparse tensor's indices.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum SparseIndexProblem {
+    /// Some coordinate is negative or not below its dim of the dense shape.
+    OutOfBounds,
+    /// The same index as the entry before it.
+    Repeated,
+    /// Before the entry ahead of it in row-major order.
+    OutOfOrder,
+}
+
+fn sparse_problem(p: &SparseIndexProblem, bound: &str) -> String {
+    match p {
+        SparseIndexProblem::OutOfBounds => format!("is out of bounds: expected 0 <= index < {bound}"),
+        SparseIndexProblem::Repeated => format!("is repeated: expected each index once, found {bound} twice"),
+        SparseIndexProblem::OutOfOrder => {
+            format!("is out of order: expected canonical row-major order, found it after {bound}")
+        }
+    }
 }
 
 fn fix_str(fix: &Option<String>) -> String {

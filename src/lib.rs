@@ -28,6 +28,7 @@ pub mod image;
 pub mod interop;
 pub mod random;
 mod shape;
+pub mod sparse;
 mod variable;
 
 pub(crate) mod backend;
@@ -40,7 +41,7 @@ pub(crate) mod tensor;
 pub use config::PromotionMode;
 pub use device::Device;
 pub use dtype::{DType, Element};
-pub use error::{Error, Loc, Result};
+pub use error::{Error, Loc, Result, SparseIndexProblem};
 pub use function::{ConcreteFunction, Function, FunctionOptions, TensorSpec, function, function_with};
 pub use graph::{OptimizationReport, OptimizerOptions, PassKind, PassReport};
 pub use interop::ndarray::{IntoTensor, convert_to_tensor};
@@ -59,6 +60,7 @@ pub use ops::shape::{
     SplitSpec, broadcast_to, concat, expand_dims, gather, one_hot, reshape, slice, split, squeeze, stack, transpose,
 };
 pub use shape::Shape;
+pub use sparse::{SparseOptions, SparseTensor};
 pub use tensor::Tensor;
 pub use tensor::storage::clear_pool;
 pub use variable::Variable;

@@ -1,7 +1,8 @@
 //! How a traced function's arguments and outputs cross the boundary: each closure parameter
-//! is a `&Tensor` (traced by dtype and shape) or a host value (part of the cache key by
-//! value, like a Python argument of `tf.function`); outputs are a `Tensor`, a tuple or a
-//! `Vec` of them.
+//! is a `&Tensor` (traced by dtype and shape), a `&SparseTensor` (its indices and values
+//! traced like two tensors, its dense shape part of the key by value) or a host value (part
+//! of the cache key by value, like a Python argument of `tf.function`); outputs are a
+//! `Tensor`, a `SparseTensor`, a tuple of them or a `Vec` of tensors.
 //!
 //! `Body` is implemented for closures of 1 to 6 parameters with bevy's marker trick: the
 //! bound `Fn(P0, P1)` lets the compiler infer each parameter's kind, and the second bound
@@ -12,6 +13,7 @@ use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 
 use crate::error::{Error, Result};
+use crate::sparse::SparseTensor;
 use crate::tensor::Tensor;
 
 /// A host argument: hashable, comparable and cloneable, so it can key the trace cache.
@@ -57,6 +59,20 @@ pub enum ArgRef<'a> {
     Host(&'a dyn HostValue),
     /// A tensor argument given only by its spec (`get_concrete_function`).
     Spec(&'a super::TensorSpec),
+    /// A sparse tensor argument: its indices and values are two graph inputs.
+    Sparse(&'a SparseTensor),
+}
+
+impl<'a> ArgRef<'a> {
+    /// The tensors this argument hands to a graph: itself, a sparse tensor's indices and
+    /// values, or none (a host value or a spec).
+    pub(crate) fn tensors(&self) -> smallvec::SmallVec<[&'a Tensor; 2]> {
+        match *self {
+            ArgRef::Tensor(t) => smallvec::smallvec![t],
+            ArgRef::Sparse(s) => smallvec::smallvec![s.indices(), s.values()],
+            ArgRef::Host(_) | ArgRef::Spec(_) => smallvec::SmallVec::new(),
+        }
+    }
 }
 
 /// A closure parameter type: `&Tensor` or a host value.
@@ -80,7 +96,7 @@ impl Param for &'static Tensor {
     fn extract<'a>(a: &ArgRef<'a>) -> Option<&'a Tensor> {
         match a {
             ArgRef::Tensor(t) => Some(t),
-            ArgRef::Host(_) | ArgRef::Spec(_) => None,
+            ArgRef::Host(_) | ArgRef::Spec(_) | ArgRef::Sparse(_) => None,
         }
     }
 }
@@ -91,17 +107,30 @@ impl<H: Hash + Eq + Clone + Send + Sync + Debug + 'static> Param for H {
     fn extract(a: &ArgRef<'_>) -> Option<H> {
         match a {
             ArgRef::Host(h) => h.as_any().downcast_ref::<H>().cloned(),
-            ArgRef::Tensor(_) | ArgRef::Spec(_) => None,
+            ArgRef::Tensor(_) | ArgRef::Spec(_) | ArgRef::Sparse(_) => None,
         }
     }
 }
 
-/// The outputs of a traced function: a `Tensor`, a tuple of tensors or a `Vec`.
+/// The outputs of a traced function: a `Tensor`, a `SparseTensor`, a tuple of them or a
+/// `Vec` of tensors.
 pub trait Outputs: Sized + 'static {
     #[doc(hidden)]
     fn flatten(self) -> Vec<Tensor>;
     #[doc(hidden)]
     fn unflatten(v: Vec<Tensor>) -> Result<Self>;
+}
+
+/// An output that is a fixed number of tensors, so it can sit in a tuple: a `Tensor` (one)
+/// or a `SparseTensor` (its indices, values and dense shape).
+pub trait OutputPart: Outputs {
+    /// How many tensors it flattens to.
+    #[doc(hidden)]
+    const WIDTH: usize;
+}
+
+impl OutputPart for Tensor {
+    const WIDTH: usize = 1;
 }
 
 fn arity_error(want: usize, got: usize) -> Error {
@@ -132,32 +161,35 @@ impl Outputs for Vec<Tensor> {
 }
 
 macro_rules! tuple_outputs {
-    ($n:literal; $($v:ident: $T:ty),*) => {
-        impl Outputs for ($($T,)*) {
+    ($($v:ident: $T:ident),*) => {
+        impl<$($T: OutputPart),*> Outputs for ($($T,)*) {
             fn flatten(self) -> Vec<Tensor> {
                 let ($($v,)*) = self;
-                vec![$($v),*]
+                let mut out = Vec::with_capacity(0 $(+ $T::WIDTH)*);
+                $(out.extend($v.flatten());)*
+                out
             }
             fn unflatten(v: Vec<Tensor>) -> Result<Self> {
-                let n = v.len();
-                let mut it = v.into_iter();
-                $(let $v = it.next().ok_or_else(|| arity_error($n, n))?;)*
-                if it.next().is_some() {
-                    return Err(arity_error($n, n));
+                let (want, n) = (0 $(+ $T::WIDTH)*, v.len());
+                if n != want {
+                    return Err(arity_error(want, n));
                 }
+                let mut it = v.into_iter();
+                $(let $v = $T::unflatten(it.by_ref().take($T::WIDTH).collect())?;)*
                 Ok(($($v,)*))
             }
         }
     };
 }
-tuple_outputs!(2; a: Tensor, b: Tensor);
-tuple_outputs!(3; a: Tensor, b: Tensor, c: Tensor);
-tuple_outputs!(4; a: Tensor, b: Tensor, c: Tensor, d: Tensor);
+tuple_outputs!(a: A, b: B);
+tuple_outputs!(a: A, b: B, c: C);
+tuple_outputs!(a: A, b: B, c: C, d: D);
 
-/// A closure that can be traced: 1 to 6 parameters, each a `&Tensor` or a host value.
+/// A closure that can be traced: 1 to 6 parameters, each a `&Tensor`, a `&SparseTensor` or
+/// a host value.
 #[diagnostic::on_unimplemented(
     message = "this closure cannot be traced by ff::function",
-    note = "a traced closure takes 1 to 6 parameters, each `&Tensor` or a host value that is `Hash + Eq + Clone + Send + Sync + Debug + 'static` (f32/f64 are not Hash: pass numbers that change as tensors), and returns `ff::Result<T>` with T a Tensor, a tuple of up to 4 Tensors or a Vec<Tensor>"
+    note = "a traced closure takes 1 to 6 parameters, each `&Tensor`, `&SparseTensor` or a host value that is `Hash + Eq + Clone + Send + Sync + Debug + 'static` (f32/f64 are not Hash: pass numbers that change as tensors), and returns `ff::Result<T>` with T a Tensor, a SparseTensor, a tuple of up to 4 of them or a Vec<Tensor>"
 )]
 pub trait Body<M>: Send + Sync + 'static {
     /// What the closure returns inside `Result`.
@@ -190,6 +222,7 @@ macro_rules! body_impl {
                         found: match a {
                             Some(ArgRef::Host(h)) => format!("a {}", h.type_name()),
                             Some(ArgRef::Tensor(_)) | Some(ArgRef::Spec(_)) => "a tensor".into(),
+                            Some(ArgRef::Sparse(_)) => "a sparse tensor".into(),
                             None => "no argument".into(),
                         },
                     })?;

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub use args::{ArgRef, Body, CallArg, CallArgs, HostValue, Outputs, Param};
+pub use args::{ArgRef, Body, CallArg, CallArgs, HostValue, OutputPart, Outputs, Param};
 pub use spec::TensorSpec;
 
 use crate::error::{Error, Result};
@@ -225,8 +225,7 @@ impl<M, F: Body<M>> Function<M, F> {
         if crate::config::functions_run_eagerly() {
             return self.inner.body.invoke(&refs);
         }
-        let tensors: smallvec::SmallVec<[&Tensor; 6]> =
-            refs.iter().filter_map(|a| if let ArgRef::Tensor(t) = a { Some(*t) } else { None }).collect();
+        let tensors: smallvec::SmallVec<[&Tensor; 6]> = refs.iter().flat_map(ArgRef::tensors).collect();
         let cf = match self.repeat(&refs) {
             Some(cf) => {
                 self.note_call(false, &refs);
@@ -291,43 +290,57 @@ impl<M, F: Body<M>> Function<M, F> {
                     parts.push(KeyPart::Tensor(spec));
                     ti += 1;
                 }
+                ArgRef::Sparse(sp) => {
+                    // Indices and values are keyed like tensor arguments, the dense shape by value.
+                    for t in [sp.indices(), sp.values()] {
+                        parts.push(KeyPart::Tensor(self.tensor_spec(t, ti)?));
+                        ti += 1;
+                    }
+                    parts.push(KeyPart::Host(Box::new(crate::sparse::DenseShapeKey(sp.shape().to_vec()))));
+                }
                 ArgRef::Tensor(t) => {
-                    let exact = TensorSpec::of(t);
-                    let spec = if let Some(sig) = &opts.input_signature {
-                        let s = sig.get(ti).ok_or_else(|| Error::SignatureMismatch {
-                            function: self.inner.name.clone(),
-                            index: ti,
-                            expected: format!("{} tensor arguments (the input_signature)", sig.len()),
-                            found: format!("at least {} tensor arguments", ti + 1),
-                        })?;
-                        if !s.fits(t) {
-                            return Err(Error::SignatureMismatch {
-                                function: self.inner.name.clone(),
-                                index: ti,
-                                expected: s.to_string(),
-                                found: exact.to_string(),
-                            });
-                        }
-                        s.clone()
-                    } else if opts.reduce_retracing {
-                        let mut seen = lock(&self.inner.seen);
-                        if seen.len() <= ti {
-                            seen.resize(ti + 1, Vec::new());
-                        }
-                        let s = &mut seen[ti];
-                        if !s.contains(&exact) {
-                            s.push(exact.clone());
-                        }
-                        if s.len() >= 2 { exact.generalized_against(&s[0]) } else { exact }
-                    } else {
-                        exact
-                    };
-                    parts.push(KeyPart::Tensor(spec));
+                    parts.push(KeyPart::Tensor(self.tensor_spec(t, ti)?));
                     ti += 1;
                 }
             }
         }
         Ok(Key(parts))
+    }
+
+    /// The key spec of tensor argument number `ti` (counting graph inputs), after
+    /// `input_signature` and `reduce_retracing` generalisation.
+    fn tensor_spec(&self, t: &Tensor, ti: usize) -> Result<TensorSpec> {
+        let opts = &self.inner.options;
+        let exact = TensorSpec::of(t);
+        if let Some(sig) = &opts.input_signature {
+            let s = sig.get(ti).ok_or_else(|| Error::SignatureMismatch {
+                function: self.inner.name.clone(),
+                index: ti,
+                expected: format!("{} tensor arguments (the input_signature)", sig.len()),
+                found: format!("at least {} tensor arguments", ti + 1),
+            })?;
+            if !s.fits(t) {
+                return Err(Error::SignatureMismatch {
+                    function: self.inner.name.clone(),
+                    index: ti,
+                    expected: s.to_string(),
+                    found: exact.to_string(),
+                });
+            }
+            Ok(s.clone())
+        } else if opts.reduce_retracing {
+            let mut seen = lock(&self.inner.seen);
+            if seen.len() <= ti {
+                seen.resize(ti + 1, Vec::new());
+            }
+            let s = &mut seen[ti];
+            if !s.contains(&exact) {
+                s.push(exact.clone());
+            }
+            Ok(if s.len() >= 2 { exact.generalized_against(&s[0]) } else { exact })
+        } else {
+            Ok(exact)
+        }
     }
 
     /// The concrete function for these arguments, tracing it first if needed.
@@ -349,19 +362,52 @@ impl<M, F: Body<M>> Function<M, F> {
         self.inner.traces.fetch_add(1, Ordering::Relaxed);
         let trace = TraceGraph::new(self.inner.traces.load(Ordering::Relaxed) == 1);
         let names = self.inner.options.arg_names.clone();
+        // Default names per graph input: `x`, `y`, ... per tensor argument; a sparse
+        // argument's two inputs are `x_indices` and `x_values`.
+        let mut defaults: Vec<String> = Vec::new();
+        for (k, a) in refs.iter().filter(|a| !matches!(a, ArgRef::Host(_))).enumerate() {
+            let base = DEFAULT_NAMES.get(k).map_or(format!("arg{k}"), |s| s.to_string());
+            match a {
+                ArgRef::Sparse(_) => {
+                    defaults.push(format!("{base}_indices"));
+                    defaults.push(format!("{base}_values"));
+                }
+                _ => defaults.push(base),
+            }
+        }
         let mut symbols: Vec<Tensor> = Vec::new();
         for (i, s) in specs.iter().enumerate() {
             let name = names
                 .as_ref()
                 .and_then(|n| n.get(i).cloned())
-                .unwrap_or_else(|| DEFAULT_NAMES.get(i).map_or(format!("arg{i}"), |s| s.to_string()));
+                .or_else(|| defaults.get(i).cloned())
+                .unwrap_or_else(|| format!("arg{i}"));
             symbols.push(trace.add_input(i, &name, s.trace_shape(), s.dtype));
         }
-        let mut it = symbols.iter();
+        // Sparse arguments are rebuilt around their parts' symbols (owned here, borrowed below).
+        let mut sparse = Vec::new();
+        let mut k = 0;
+        for a in refs {
+            match a {
+                ArgRef::Tensor(_) | ArgRef::Spec(_) => k += 1,
+                ArgRef::Sparse(sp) => {
+                    if let (Some(i), Some(v)) = (symbols.get(k), symbols.get(k + 1)) {
+                        sparse.push(sp.with_parts(i.clone(), v.clone()));
+                    }
+                    k += 2;
+                }
+                ArgRef::Host(_) => {}
+            }
+        }
+        let (mut it, mut sp) = (symbols.iter(), sparse.iter());
         let sym_refs: Vec<ArgRef<'_>> = refs
             .iter()
             .map(|a| match a {
                 ArgRef::Tensor(_) | ArgRef::Spec(_) => it.next().map_or(*a, ArgRef::Tensor),
+                ArgRef::Sparse(_) => {
+                    it.nth(1);
+                    sp.next().map_or(*a, ArgRef::Sparse)
+                }
                 ArgRef::Host(_) => *a,
             })
             .collect();
@@ -401,6 +447,7 @@ impl<M, F: Body<M>> Function<M, F> {
                     ArgRef::Tensor(t) => TensorSpec::of(t).to_string(),
                     ArgRef::Spec(s) => s.to_string(),
                     ArgRef::Host(h) => format!("{h:?}"),
+                    ArgRef::Sparse(sp) => sp.spec_text(),
                 })
                 .collect();
             log::warn!(
@@ -433,15 +480,17 @@ impl<M, F: Body<M>> Function<M, F> {
     /// input_signature and no reduce_retracing).
     fn remember(&self, refs: &[ArgRef<'_>], cf: &Arc<ConcreteFunction>) {
         let o = &self.inner.options;
-        if o.input_signature.is_some() || o.reduce_retracing {
+        // A sparse argument is several key parts: such calls take the keyed path.
+        if o.input_signature.is_some() || o.reduce_retracing || refs.iter().any(|a| matches!(a, ArgRef::Sparse(_))) {
             return;
         }
         let parts = refs
             .iter()
-            .map(|a| match a {
-                ArgRef::Tensor(t) => KeyPart::Tensor(TensorSpec::of(t)),
-                ArgRef::Spec(s) => KeyPart::Tensor((*s).clone()),
-                ArgRef::Host(h) => KeyPart::Host(h.clone_box()),
+            .filter_map(|a| match a {
+                ArgRef::Tensor(t) => Some(KeyPart::Tensor(TensorSpec::of(t))),
+                ArgRef::Spec(s) => Some(KeyPart::Tensor((*s).clone())),
+                ArgRef::Host(h) => Some(KeyPart::Host(h.clone_box())),
+                ArgRef::Sparse(_) => None,
             })
             .collect();
         *lock(&self.inner.last) = Some((parts, cf.clone()));

@@ -348,6 +348,7 @@ fn attrs(op: &PrimOp) -> String {
             format!("[transpose_a={transpose_a}, transpose_b={transpose_b}]")
         }
         PrimOp::Softmax { axis, .. } => format!("[axis={axis}]"),
+        PrimOp::SparseValidate(s) | PrimOp::SparseToDense(s) | PrimOp::SparseMatMul(s) => format!("[shape={s}]"),
         _ => String::new(),
     }
 }

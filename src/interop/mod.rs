@@ -2,3 +2,4 @@
 //! module with `ndarray` types in public signatures.
 
 pub mod ndarray;
+mod sparse;

@@ -7,7 +7,7 @@ use crate::op::{Accepts, PrimOp};
 use crate::shape::{Shape, UNKNOWN, broadcast_shapes};
 use crate::tensor::Tensor;
 
-fn check_accepts(op: &'static str, acc: Accepts, d: DType) -> Result<()> {
+pub(crate) fn check_accepts(op: &'static str, acc: Accepts, d: DType) -> Result<()> {
     if acc.allows(d) {
         Ok(())
     } else {
@@ -29,7 +29,8 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
     let name = op.name();
     let arity = match op {
         PrimOp::Binary(_) | PrimOp::Gather(_) | PrimOp::MatMul { .. } => 2,
-        PrimOp::Select => 3,
+        PrimOp::Select | PrimOp::SparseToDense(_) | PrimOp::SparseMatMul(_) => 3,
+        PrimOp::SparseSegmentSum => 2,
         PrimOp::Concat(_) => inputs.len().max(1),
         _ => 1,
     };
@@ -248,6 +249,13 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             check_accepts(name, Accepts::Float, x.dtype())?;
             Ok((x.shape().clone(), x.dtype()))
         }
+        PrimOp::SparseValidate(_)
+        | PrimOp::SparseToDense(_)
+        | PrimOp::SparseMatMul(_)
+        | PrimOp::SparseReorder
+        | PrimOp::SparseUnique
+        | PrimOp::SparseSegmentSum
+        | PrimOp::NonZero => super::sparse::infer(op, inputs),
     }
 }
 

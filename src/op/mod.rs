@@ -9,6 +9,7 @@
 pub(crate) mod elementwise;
 pub(crate) mod infer;
 pub(crate) mod promote;
+pub(crate) mod sparse;
 
 use smallvec::SmallVec;
 
@@ -95,6 +96,25 @@ pub(crate) enum PrimOp {
         axis: usize,
         log: bool,
     },
+    // Sparse (COO) primitives, inferred in `op::sparse`: `indices` are i64 [nnz, rank],
+    // `values` [nnz]. Deterministic and free of side effects, like every primitive.
+    /// indices -> the same indices, after checking them against this dense shape: in bounds,
+    /// in canonical row-major order, none repeated (a run-time error otherwise).
+    SparseValidate(Shape),
+    /// (indices, values, default []) -> a dense tensor of this shape: the default, and each
+    /// entry's value at its index (repeated indices add up; for bool, or). Bounds checked.
+    SparseToDense(Shape),
+    /// (indices, values) of a sparse matrix of this [m, k] shape, dense [k, n] -> [m, n].
+    SparseMatMul(Shape),
+    /// indices -> i64 [nnz]: the stable permutation that sorts them into row-major order.
+    SparseReorder,
+    /// indices -> the distinct indices in row-major order: i64 [?, rank] (data-dependent).
+    SparseUnique,
+    /// (indices, values) -> per distinct index (in `SparseUnique`'s order) the sum of its
+    /// values: [?] (data-dependent).
+    SparseSegmentSum,
+    /// dense -> i64 [?, rank]: the indices of its non-zero elements in row-major order.
+    NonZero,
 }
 
 impl PrimOp {
@@ -118,6 +138,13 @@ impl PrimOp {
             PrimOp::MatMul { .. } => "matmul",
             PrimOp::Softmax { log: false, .. } => "softmax",
             PrimOp::Softmax { log: true, .. } => "log_softmax",
+            PrimOp::SparseValidate(_) => "sparse::validate",
+            PrimOp::SparseToDense(_) => "sparse::to_dense",
+            PrimOp::SparseMatMul(_) => "sparse::matmul",
+            PrimOp::SparseReorder => "sparse::reorder",
+            PrimOp::SparseUnique => "sparse::unique",
+            PrimOp::SparseSegmentSum => "sparse::segment_sum",
+            PrimOp::NonZero => "sparse::nonzero",
         }
     }
 }

@@ -15,5 +15,6 @@ mod optimizer_diff;
 mod optimizer_passes;
 mod props;
 mod random;
+mod sparse;
 mod tidy;
 mod traced_props;
