@@ -158,8 +158,12 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
         Err(e) => return Err(e.at(loc)),
     };
     // Traced mode: symbolic inputs record a node with the same (shape, dtype) instead of
-    // running a kernel.
-    if inputs.iter().any(|t| t.is_symbolic()) {
+    // running a kernel. So do ops on concrete tensors while a trace is active (as in
+    // TensorFlow's graphs and JAX's omnistaging): the graph holds the whole computation,
+    // and the optimizer's constant folding decides what to precompute, under its size cap.
+    // A weak host scalar taking a tensor's dtype is a literal's conversion, not an op.
+    let weak_literal = matches!(op, PrimOp::Cast(_)) && inputs.first().is_some_and(|t| t.is_weak());
+    if inputs.iter().any(|t| t.is_symbolic()) || (!weak_literal && crate::graph::trace::active().is_some()) {
         return crate::graph::trace::record(op, inputs, shape, dtype, loc);
     }
     crate::backend::cpu::execute(&op, inputs, shape, dtype).map_err(|e| e.at(loc))

@@ -11,11 +11,14 @@ thread_local! {
     static CAPTURE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Prints `x` now (eager) or on every run of the graph being traced.
+/// Prints `x` now (eager) or on every run of the graph being traced (whether `x` is
+/// symbolic or a concrete tensor the body made or captured).
 #[track_caller]
 pub fn print(x: &Tensor) -> Result<()> {
     let loc = Loc::caller();
-    if x.is_symbolic() {
+    // Inside a trace even a concrete tensor prints on every call, as tf.print does: the
+    // print node reads it as a constant.
+    if x.is_symbolic() || crate::graph::trace::active().is_some() {
         crate::graph::trace::record_print(x, loc)?;
     } else {
         emit(x);

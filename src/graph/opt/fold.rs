@@ -42,7 +42,7 @@ impl Pass for ConstantFold {
             }
             let refs: Vec<&Tensor> = consts.iter().collect();
             let Ok(value) = crate::op::execute(op, &refs) else { continue };
-            changes.push(format!("folded {id} ({} of {} constants) into a constant {}{}", op.name(), refs.len(), n.dtype, n.shape));
+            changes.push(format!("folded {id} ({} of constants) into a constant {}{}", op.name(), n.dtype, n.shape));
             g.rewrite(id, NodeOp::Const(value), SmallVec::new());
         }
         Ok(changes)
