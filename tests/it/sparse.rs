@@ -237,6 +237,14 @@ fn large_inputs_report_the_first_bad_entry() {
         matches!(e, Error::InvalidSparseIndices { problem: SparseIndexProblem::OutOfOrder, entry: 70_000, .. }),
         "{e}"
     );
+    // Below the threshold but over one scan chunk: the whole range is still checked.
+    let mut idx: Vec<[i64; 1]> = (0..20_000).map(|i| [i]).collect();
+    idx[19_999] = [19_998];
+    let e = err(SparseTensor::new(&idx, vec![1u8; 20_000], [20_000]));
+    assert!(
+        matches!(e, Error::InvalidSparseIndices { problem: SparseIndexProblem::Repeated, entry: 19_999, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -394,6 +402,38 @@ fn matmul_runs_rows_in_parallel_and_accepts_any_order() {
     let (b, db) = input(&mut rng, DType::F64, &[20, 64], Domain::Small);
     let tol = Tol::of(DType::F64).acc(DType::F64, 20.0);
     assert_close(&"tall", &a.matmul(&b).unwrap(), DType::F64, &matmul_ref(&da, &db, DType::F64), tol);
+}
+
+#[test]
+fn matmul_with_a_large_dense_operand_and_columns_out_of_order() {
+    // b of 6000 x 64 f32 (1.5 MB), rows in parallel.
+    let (m, k, n) = (400, 6000, 64);
+    let mut rng = Rng::new(8);
+    let (a, da) = sp(&mut rng, &[m, k], 0.01, DType::F32);
+    let (b, db) = input(&mut rng, DType::F32, &[k, n], Domain::Small);
+    let want = matmul_ref(&da, &db, DType::F32);
+    let tol = Tol::of(DType::F32).acc(DType::F32, 100.0);
+    let got = a.matmul(&b).unwrap();
+    assert_close(&"blocked", &got, DType::F32, &want, tol);
+    let one_pass = a.to_dense().unwrap().matmul(&b).unwrap();
+    assert_close(&"dense", &got, DType::F32, &values(&one_pass), tol);
+    // Columns out of order within rows (rows still sorted): the same sums.
+    let idx = a.indices().to_ndarray::<i64>().unwrap();
+    let vals = a.values().to_ndarray::<f32>().unwrap();
+    let mut order: Vec<usize> = (0..a.nnz()).collect();
+    order.sort_by_key(|&e| (idx[[e, 0]], -idx[[e, 1]]));
+    let rows: Vec<[i64; 2]> = order.iter().map(|&e| [idx[[e, 0]], idx[[e, 1]]]).collect();
+    let v: Vec<f32> = order.iter().map(|&e| vals[e]).collect();
+    let shuffled = SparseTensor::new_with(&rows, v.clone(), [m, k], NO_CHECK).unwrap();
+    assert_close(&"columns reversed", &shuffled.matmul(&b).unwrap(), DType::F32, &want, tol);
+    // A column past k in an unvalidated tensor is still an error naming the entry.
+    let mut bad = rows.clone();
+    bad[10][1] = k as i64;
+    let e = err(SparseTensor::new_with(&bad, v, [m, k], NO_CHECK).unwrap().matmul(&b));
+    assert!(
+        matches!(e, Error::InvalidSparseIndices { problem: SparseIndexProblem::OutOfBounds, entry: 10, .. }),
+        "{e}"
+    );
 }
 
 #[test]
