@@ -35,8 +35,7 @@ fn fused_chain(c: &mut Criterion) {
     );
     g.bench_function("traced_no_passes", |bch| bch.iter(|| black_box(unopt.call((&a, &b, &cc)).unwrap())));
     g.bench_function("eager", |bch| bch.iter(|| black_box((&a * &b + &cc).and_then(|t| t.relu()).unwrap())));
-    let (x, y, z) =
-        (a.as_ndarray::<f32>().unwrap(), b.as_ndarray::<f32>().unwrap(), cc.as_ndarray::<f32>().unwrap());
+    let (x, y, z) = (a.as_ndarray::<f32>().unwrap(), b.as_ndarray::<f32>().unwrap(), cc.as_ndarray::<f32>().unwrap());
     let (x, y, z) = (x.as_slice().unwrap(), y.as_slice().unwrap(), z.as_slice().unwrap());
     let mut out = vec![0.0f32; n];
     let zip = |o: &mut [f32], x: &[f32], y: &[f32], z: &[f32]| {
@@ -99,10 +98,9 @@ fn memory_plan(c: &mut Criterion) {
     let n = 4 << 20;
     let spec = TensorSpec::new(&[Some(n)], DType::F32);
     let buf = n * 4;
-    for (name, opts) in [
-        ("all passes", ff::OptimizerOptions::all()),
-        ("memory only", ff::OptimizerOptions::only(ff::PassKind::Memory)),
-    ] {
+    for (name, opts) in
+        [("all passes", ff::OptimizerOptions::all()), ("memory only", ff::OptimizerOptions::only(ff::PassKind::Memory))]
+    {
         let f = ff::function_with(ff::FunctionOptions { optimizer: Some(opts), ..Default::default() }, ten_ops);
         let cf = f.get_concrete_function((spec.clone(), spec.clone(), spec.clone())).unwrap();
         let peak = cf.planned_peak_bytes().unwrap_or(0);

@@ -53,13 +53,13 @@ impl Variable {
     }
 
     fn create(initial: impl IntoTensor, trainable: bool, loc: Loc) -> Result<Variable> {
-        if let Some(t) = active() {
-            if !t.first_trace {
-                return Err(Error::VariableCreatedOnNonFirstCall {
-                    function: "traced function".into(),
-                    location: Some(loc),
-                });
-            }
+        if let Some(t) = active()
+            && !t.first_trace
+        {
+            return Err(Error::VariableCreatedOnNonFirstCall {
+                function: "traced function".into(),
+                location: Some(loc),
+            });
         }
         let t = initial.into_tensor().map_err(|e| e.at(loc))?.strong();
         if t.is_symbolic() {

@@ -90,10 +90,10 @@ impl Plan {
         let mut stack: Vec<NodeId> = g.outputs.clone();
         stack.extend(ids.iter().copied().filter(|id| g.node(*id).is_some_and(|n| n.op.has_side_effect())));
         while let Some(id) = stack.pop() {
-            if live.insert(id) {
-                if let Some(n) = g.node(id) {
-                    stack.extend(n.inputs.iter().copied());
-                }
+            if live.insert(id)
+                && let Some(n) = g.node(id)
+            {
+                stack.extend(n.inputs.iter().copied());
             }
         }
         // Argument nodes keep their slots even when unused, so arguments line up.
@@ -136,12 +136,13 @@ impl Plan {
             steps.push(Step { op, args, reuse, free: SmallVec::new(), node: *id, loc: n.loc });
         }
         let outputs = g.outputs.iter().map(slot).collect::<Result<Vec<_>>>()?;
-        let owned = steps.iter().map(|st| matches!(st.op, StepOp::Prim(..) | StepOp::Fused(..) | StepOp::Project(_))).collect();
+        let owned =
+            steps.iter().map(|st| matches!(st.op, StepOp::Prim(..) | StepOp::Fused(..) | StepOp::Project(_))).collect();
         for (s, l) in last.iter().enumerate() {
-            if let Some(step) = l {
-                if !outputs.contains(&s) {
-                    steps[*step].free.push(s);
-                }
+            if let Some(step) = l
+                && !outputs.contains(&s)
+            {
+                steps[*step].free.push(s);
             }
         }
         Ok(Plan { steps, outputs, owned })
@@ -215,11 +216,12 @@ impl Plan {
                     .map(|(j, s)| if j == k { Some(&t) } else { slots[*s].as_ref().and_then(Value::tensor) })
                     .collect();
                 let Some(ins) = ins else {
-                    return Some(Err(Error::invalid("function", format!("graph node {} ran before its inputs", step.node))));
+                    return Some(Err(Error::invalid(
+                        "function",
+                        format!("graph node {} ran before its inputs", step.node),
+                    )));
                 };
-                return Some(
-                    crate::backend::cpu::fused::run(f, &ins, shape.clone(), Some((k, buf))).map(Value::One),
-                );
+                return Some(crate::backend::cpu::fused::run(f, &ins, shape.clone(), Some((k, buf))).map(Value::One));
             }
             _ => Err(t),
         };

@@ -178,11 +178,8 @@ impl Graph {
 
     /// The nodes that read `id` (each once, in program order).
     pub(crate) fn users(&self, id: NodeId) -> Vec<NodeId> {
-        let mut v: Vec<NodeId> = self
-            .g
-            .edges_directed(id.ix(), Direction::Outgoing)
-            .map(|e| NodeId(e.target().index() as u32))
-            .collect();
+        let mut v: Vec<NodeId> =
+            self.g.edges_directed(id.ix(), Direction::Outgoing).map(|e| NodeId(e.target().index() as u32)).collect();
         v.sort();
         v.dedup();
         v

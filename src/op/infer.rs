@@ -304,7 +304,7 @@ fn reshape_target(x: &Tensor, spec: &[isize]) -> Result<Shape> {
     }
     let n = x.num_elements();
     if let Some(i) = infer_at {
-        if known == 0 || n % known != 0 {
+        if known == 0 || !n.is_multiple_of(known) {
             return Err(Error::ShapeMismatch {
                 op: name,
                 expected: format!("dims whose product divides {n} (input shape {})", x.shape()),

@@ -128,7 +128,7 @@ fn split_impl(x: &Tensor, spec: SplitSpec, axis: isize, loc: Loc) -> Result<Vec<
                 location: Some(loc),
             });
         }
-        SplitSpec::Parts(n) if dim % n != 0 => {
+        SplitSpec::Parts(n) if !dim.is_multiple_of(n) => {
             return Err(Error::InvalidArgument {
                 op: "split",
                 message: format!("axis {a} of size {dim} does not divide into {n} equal parts; pass sizes instead"),

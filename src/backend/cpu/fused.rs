@@ -256,7 +256,10 @@ pub(crate) fn run(f: &Fusion, inputs: &[&Tensor], shape: Shape, reuse: Option<(u
     match f.dtype {
         DType::F32 => run_t::<f32>(f, inputs, shape, reuse),
         DType::F64 => run_t::<f64>(f, inputs, shape, reuse),
-        d => Err(Error::unsupported(f.name(), format!("no fused kernel for {d} (the fusion pass only fuses f32 and f64)"))),
+        d => Err(Error::unsupported(
+            f.name(),
+            format!("no fused kernel for {d} (the fusion pass only fuses f32 and f64)"),
+        )),
     }
 }
 

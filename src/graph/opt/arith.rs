@@ -140,7 +140,11 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
                 if q.iter().enumerate().all(|(i, &p)| i == p) {
                     return Some(Rewrite::Forward(inner, "transposes cancel"));
                 }
-                return Some(Rewrite::Replace(NodeOp::Prim(PrimOp::Transpose(q)), smallvec![inner], "transpose of a transpose"));
+                return Some(Rewrite::Replace(
+                    NodeOp::Prim(PrimOp::Transpose(q)),
+                    smallvec![inner],
+                    "transpose of a transpose",
+                ));
             }
             None
         }
@@ -154,11 +158,13 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
             if na.is_none() && nb.is_none() {
                 return None;
             }
-            let op = PrimOp::MatMul {
-                transpose_a: *transpose_a ^ na.is_some(),
-                transpose_b: *transpose_b ^ nb.is_some(),
-            };
-            Some(Rewrite::Replace(NodeOp::Prim(op), smallvec![na.unwrap_or(a), nb.unwrap_or(b)], "transpose folded into matmul"))
+            let op =
+                PrimOp::MatMul { transpose_a: *transpose_a ^ na.is_some(), transpose_b: *transpose_b ^ nb.is_some() };
+            Some(Rewrite::Replace(
+                NodeOp::Prim(op),
+                smallvec![na.unwrap_or(a), nb.unwrap_or(b)],
+                "transpose folded into matmul",
+            ))
         }
         _ => None,
     }
@@ -175,7 +181,11 @@ fn lossless(from: DType, to: DType) -> bool {
     use DType::*;
     matches!(
         (from, to),
-        (F16 | BF16, F32 | F64) | (F32, F64) | (I32, I64 | F64) | (U8, I32 | I64 | F16 | F32 | F64) | (Bool, U8 | I32 | I64)
+        (F16 | BF16, F32 | F64)
+            | (F32, F64)
+            | (I32, I64 | F64)
+            | (U8, I32 | I64 | F16 | F32 | F64)
+            | (Bool, U8 | I32 | I64)
     )
 }
 

@@ -94,7 +94,8 @@ macro_rules! each_pair {
 /// and `-0.0` differ, as they must: `1/x` tells them apart).
 fn bits_eq(a: &Tensor, b: &Tensor) -> bool {
     let (Some(x), Some(y)) = (a.host_buffer(), b.host_buffer()) else { return false };
-    a.shape() == b.shape() && each_pair!(x, y, p, q => p.iter().zip(q.iter()).all(|(u, v)| Bits::bits(u) == Bits::bits(v)) && p.len() == q.len(), false)
+    a.shape() == b.shape()
+        && each_pair!(x, y, p, q => p.iter().zip(q.iter()).all(|(u, v)| Bits::bits(u) == Bits::bits(v)) && p.len() == q.len(), false)
 }
 
 fn bits_hash(t: &Tensor) -> Option<u64> {

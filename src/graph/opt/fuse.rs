@@ -182,13 +182,13 @@ fn apply(g: &mut Graph, root: NodeId, kind: FusionKind, group: Group) -> String 
     let mut reg_of: HashMap<NodeId, u16> = HashMap::new();
     let mut kind = kind;
     let mut n_loads = 0u16;
-    if let Some(mm) = group.matmul {
-        if let Some(NodeOp::Prim(PrimOp::MatMul { transpose_a, transpose_b })) = g.node(mm).map(|n| n.op.clone()) {
-            inputs.extend(g.node(mm).map(|n| n.inputs.clone()).unwrap_or_default());
-            kind = FusionKind::MatMul { transpose_a, transpose_b };
-            reg_of.insert(mm, 0);
-            n_loads = 1;
-        }
+    if let Some(mm) = group.matmul
+        && let Some(NodeOp::Prim(PrimOp::MatMul { transpose_a, transpose_b })) = g.node(mm).map(|n| n.op.clone())
+    {
+        inputs.extend(g.node(mm).map(|n| n.inputs.clone()).unwrap_or_default());
+        kind = FusionKind::MatMul { transpose_a, transpose_b };
+        reg_of.insert(mm, 0);
+        n_loads = 1;
     }
     for &m in &members {
         for &i in g.node(m).map(|n| n.inputs.clone()).unwrap_or_default().iter() {
@@ -215,7 +215,9 @@ fn apply(g: &mut Graph, root: NodeId, kind: FusionKind, group: Group) -> String 
         "{root} = {}[{}], fusing {} ops",
         fusion.name(),
         fusion.program_text(),
-        members.len() + usize::from(group.matmul.is_some()) + usize::from(matches!(fusion.kind, FusionKind::Reduce { .. }))
+        members.len()
+            + usize::from(group.matmul.is_some())
+            + usize::from(matches!(fusion.kind, FusionKind::Reduce { .. }))
     );
     g.rewrite(root, NodeOp::Fused(Arc::new(fusion)), inputs);
     // Absorbed nodes, consumers first (the root was rewritten and reads none of them).
@@ -254,7 +256,8 @@ fn remap_softmax(g: &mut Graph) -> Vec<String> {
 fn remove_dead(g: &mut Graph, mut ids: Vec<NodeId>) {
     while let Some(id) = ids.pop() {
         let Some(n) = g.node(id) else { continue };
-        if g.use_count(id) > 0 || g.outputs.contains(&id) || matches!(n.op, NodeOp::Input(_)) || n.op.has_side_effect() {
+        if g.use_count(id) > 0 || g.outputs.contains(&id) || matches!(n.op, NodeOp::Input(_)) || n.op.has_side_effect()
+        {
             continue;
         }
         ids.extend(n.inputs.iter().copied());

@@ -138,16 +138,18 @@ pub(crate) fn plan(g: &Graph) -> MemoryPlan {
         peak = peak.max(live_bytes);
         // Free what this step read last (outputs stay until the call returns).
         for i in n.inputs.iter().collect::<HashSet<_>>() {
-            if last_use.get(i) == Some(&s) && !outputs.contains(i) {
-                if let Some(b) = holds.remove(i) {
-                    live_bytes -= b;
-                }
-            }
-        }
-        if !last_use.contains_key(id) && !outputs.contains(id) {
-            if let Some(b) = holds.remove(id) {
+            if last_use.get(i) == Some(&s)
+                && !outputs.contains(i)
+                && let Some(b) = holds.remove(i)
+            {
                 live_bytes -= b;
             }
+        }
+        if !last_use.contains_key(id)
+            && !outputs.contains(id)
+            && let Some(b) = holds.remove(id)
+        {
+            live_bytes -= b;
         }
     }
     MemoryPlan { in_place, peak_bytes: known.then_some(fixed + peak) }

@@ -116,7 +116,14 @@ pub(crate) fn optimize(g: &mut Graph, opts: &OptimizerOptions) -> Result<Optimiz
         if cfg!(debug_assertions) || cfg!(test) {
             g.verify().map_err(|e| crate::error::Error::invalid("optimizer", format!("after {}: {e}", kind.name())))?;
         }
-        report.passes.push(PassReport { kind, pass: kind.name(), nodes_before, nodes_after: g.node_count(), changes, time });
+        report.passes.push(PassReport {
+            kind,
+            pass: kind.name(),
+            nodes_before,
+            nodes_after: g.node_count(),
+            changes,
+            time,
+        });
     }
     report.planned_peak_bytes = g.memory.as_ref().and_then(|m| m.peak_bytes);
     Ok(report)

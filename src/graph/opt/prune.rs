@@ -37,10 +37,10 @@ pub(crate) fn live_nodes(g: &Graph) -> std::collections::HashSet<NodeId> {
     let mut stack: Vec<NodeId> = g.outputs.clone();
     stack.extend(g.node_ids().into_iter().filter(|id| g.node(*id).is_some_and(|n| n.op.has_side_effect())));
     while let Some(id) = stack.pop() {
-        if live.insert(id) {
-            if let Some(n) = g.node(id) {
-                stack.extend(n.inputs.iter().copied());
-            }
+        if live.insert(id)
+            && let Some(n) = g.node(id)
+        {
+            stack.extend(n.inputs.iter().copied());
         }
     }
     live
