@@ -59,7 +59,7 @@ impl Case {
     }
     /// The second dtype: usually the first (so shapes get tested), sometimes another.
     fn b_dtype(&self) -> DType {
-        if self.seed % 5 == 0 { self.db } else { self.da }
+        if self.seed.is_multiple_of(5) { self.db } else { self.da }
     }
     fn x(&self) -> Tensor {
         make(self.da, &self.a, self.seed)
@@ -261,7 +261,7 @@ fn plan(c: &Case) -> (String, Call, Vec<Want>) {
             ("mul".into(), one(move || &x * 0.5f64), same(want))
         }
         32 => {
-            let cond_dt = if c.seed % 6 == 0 { da } else { Bool };
+            let cond_dt = if c.seed.is_multiple_of(6) { da } else { Bool };
             let cond = make(cond_dt, &bs, c.seed ^ 2);
             let ys = c.a[c.a.len() - (c.seed as usize % (r + 1))..].to_vec();
             let other = make(db, &ys, c.seed ^ 3);
@@ -316,7 +316,7 @@ fn plan(c: &Case) -> (String, Call, Vec<Want>) {
         op @ 39..=40 => {
             // One axis most of the time; the generated list otherwise (often invalid).
             let axes = match &c.axes {
-                Some(v) if c.seed % 3 != 0 => Some(vec![v.first().copied().unwrap_or(c.axis)]),
+                Some(v) if !c.seed.is_multiple_of(3) => Some(vec![v.first().copied().unwrap_or(c.axis)]),
                 other => other.clone(),
             };
             let red = match axes.as_deref() {
@@ -346,7 +346,7 @@ fn plan(c: &Case) -> (String, Call, Vec<Want>) {
                 let known: usize = dims.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
                 let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
                 match dims.iter().position(|&d| d == -1) {
-                    Some(_) if known == 0 || n % known != 0 => E(Kind::Shape),
+                    Some(_) if known == 0 || !n.is_multiple_of(known) => E(Kind::Shape),
                     Some(i) => {
                         out[i] = n / known;
                         ok(out, da)
@@ -358,7 +358,7 @@ fn plan(c: &Case) -> (String, Call, Vec<Want>) {
             ("reshape".into(), one(move || x.reshape(&dims)), same(want))
         }
         42 => {
-            let perm = if c.seed % 2 == 0 { (0..r).rev().collect() } else { c.perm.clone() };
+            let perm = if c.seed.is_multiple_of(2) { (0..r).rev().collect() } else { c.perm.clone() };
             let mut sorted = perm.clone();
             sorted.sort_unstable();
             let want = if sorted == (0..r).collect::<Vec<_>>() {
@@ -439,7 +439,7 @@ fn plan(c: &Case) -> (String, Call, Vec<Want>) {
                     let dim = c.a[a];
                     let sizes = match &spec {
                         ff::SplitSpec::Parts(0) => Err(Kind::Invalid),
-                        ff::SplitSpec::Parts(n) if dim % n != 0 => Err(Kind::Invalid),
+                        ff::SplitSpec::Parts(n) if !dim.is_multiple_of(*n) => Err(Kind::Invalid),
                         ff::SplitSpec::Parts(n) => Ok(vec![dim / n; *n]),
                         ff::SplitSpec::Sizes(s) if s.iter().sum::<usize>() != dim => Err(Kind::Shape),
                         ff::SplitSpec::Sizes(s) => Ok(s.clone()),

@@ -184,7 +184,7 @@ fn apply(st: &Step, cur: &[Tensor], args: &[Tensor]) -> ff::Result<Vec<Tensor>> 
             1 => ff::where_(&ff::less(c, other)?, c, other),
             _ => c.where_(&ff::greater(c, 0i32)?, 0i32),
         }),
-        4 => one(if k % 2 == 0 { c.clip(0i32, 3i32) } else { ff::clip(c, y, x) }),
+        4 => one(if k.is_multiple_of(2) { c.clip(0i32, 3i32) } else { ff::clip(c, y, x) }),
         5 => {
             let (a, keep) = (st.axes.as_deref(), st.keep);
             one(match k % 5 {
@@ -196,8 +196,12 @@ fn apply(st: &Step, cur: &[Tensor], args: &[Tensor]) -> ff::Result<Vec<Tensor>> 
             })
         }
         6 => {
-            let axes = if k % 3 == 0 { None } else { Some(vec![st.axis]) };
-            one(if k % 2 == 0 { ff::argmax(c, axes.as_deref(), st.keep) } else { c.argmin(axes.as_deref(), st.keep) })
+            let axes = if k.is_multiple_of(3) { None } else { Some(vec![st.axis]) };
+            one(if k.is_multiple_of(2) {
+                ff::argmax(c, axes.as_deref(), st.keep)
+            } else {
+                c.argmin(axes.as_deref(), st.keep)
+            })
         }
         7 => {
             let dims: Vec<isize> = match k % 3 {
@@ -214,7 +218,7 @@ fn apply(st: &Step, cur: &[Tensor], args: &[Tensor]) -> ff::Result<Vec<Tensor>> 
             one(c.reshape(&dims))
         }
         8 => {
-            let perm: Vec<usize> = if k % 2 == 0 { (0..r).rev().collect() } else { st.perm.clone() };
+            let perm: Vec<usize> = if k.is_multiple_of(2) { (0..r).rev().collect() } else { st.perm.clone() };
             one(ff::transpose(c, &perm))
         }
         9 => one(ff::expand_dims(c, st.axis)),
@@ -233,7 +237,7 @@ fn apply(st: &Step, cur: &[Tensor], args: &[Tensor]) -> ff::Result<Vec<Tensor>> 
         }
         13 => one(ff::stack(&[c.clone(), other.clone()], st.axis)),
         14 => {
-            let spec = if k % 2 == 0 {
+            let spec = if k.is_multiple_of(2) {
                 ff::SplitSpec::Parts(st.depth)
             } else {
                 ff::SplitSpec::Sizes(st.perm.iter().map(|&p| p % 3).collect())
@@ -248,15 +252,15 @@ fn apply(st: &Step, cur: &[Tensor], args: &[Tensor]) -> ff::Result<Vec<Tensor>> 
             let size: Vec<isize> = (0..r).map(|d| st.dims.get(d).copied().unwrap_or(-1)).collect();
             one(c.slice(&begin, &size))
         }
-        16 => one(if k % 2 == 0 { ff::gather(c, i, st.axis) } else { x.gather(c, st.axis) }),
-        17 => one(if k % 2 == 0 { ff::one_hot(c, st.depth) } else { c.cast(I64)?.one_hot(st.depth) }),
+        16 => one(if k.is_multiple_of(2) { ff::gather(c, i, st.axis) } else { x.gather(c, st.axis) }),
+        17 => one(if k.is_multiple_of(2) { ff::one_hot(c, st.depth) } else { c.cast(I64)?.one_hot(st.depth) }),
         18 => one(match k % 3 {
             0 => ff::matmul_with(c, c, false, true),
             1 => ff::matmul_with(c, other, st.keep, k & 0x40 != 0),
             _ => c.matmul(other),
         }),
-        19 => one(if k % 2 == 0 { ff::softmax(c, st.axis) } else { c.log_softmax(st.axis) }),
-        20 => one(if k % 2 == 0 { ff::cast(c, st.dt) } else { c.cast(st.dt) }),
+        19 => one(if k.is_multiple_of(2) { ff::softmax(c, st.axis) } else { c.log_softmax(st.axis) }),
+        20 => one(if k.is_multiple_of(2) { ff::cast(c, st.dt) } else { c.cast(st.dt) }),
         21 => one(ff::image::rgb_to_grayscale(c)),
         // A concrete tensor made inside the body: a constant of the graph. Never empty (a
         // size-1 dim broadcasts against a 0): see `empty_constants_are_distinct`.
