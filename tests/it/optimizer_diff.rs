@@ -792,6 +792,9 @@ impl Interp<'_> {
             Kind::Binary => {
                 let (i, v) = self.pick(ins.a);
                 let w = if bad { self.pick(ins.b).1 } else { self.partner(&v, ins.b, p2) };
+                if broadcast(&v.dims(), &w.dims()).is_some_and(|s| numel(&s) > MAX_ELEMS) {
+                    return Ok(()); // an outer product of two long vectors
+                }
                 let ops = binary_ops(v.dt());
                 let mut op = if bad { p0 as usize % 16 } else { ops[p0 as usize % ops.len()] };
                 let (x, y) = if p1 & 1 == 0 { (v, w) } else { (w, v) };
@@ -1289,6 +1292,9 @@ impl Interp<'_> {
                 }
             },
         };
+        if dim > 0 && (v.t.num_elements() / dim).saturating_mul(idx.t.num_elements()) > MAX_ELEMS {
+            return Ok(());
+        }
         let t = if p1 & 8 == 0 { ff::gather(&v.t, &idx.t, axis)? } else { v.t.gather(&idx.t, axis)? };
         let mut out = self.derive(t, &[&v, &idx], v.b, v.e);
         out.zs = v.zs;
@@ -1354,6 +1360,17 @@ impl Interp<'_> {
         if p0 & 8 != 0 && w.rank() >= 2 {
             wt = swap(&wt)?;
             tb = !tb;
+        }
+        // Never a huge product (`a @ a^T` of a long column): at most rows(a) * cols(w) per batch.
+        let contracted = |t: &Tensor, last: bool| {
+            let d = t.shape().dims();
+            let k = if last { d.len().checked_sub(1) } else { d.len().checked_sub(2) };
+            k.and_then(|k| d.get(k)).copied().unwrap_or(1).max(1)
+        };
+        let (ka, kw) = (contracted(&at, !ta), contracted(&wt, tb));
+        if (at.num_elements() / ka).saturating_mul(wt.num_elements() / kw) > MAX_ELEMS {
+            self.note("skipped: the product would be too large".into());
+            return Ok(());
         }
         let t = if !ta && !tb && p2 & 4 == 0 { at.matmul(&wt)? } else { ff::matmul_with(&at, &wt, ta, tb)? };
         let kf = k as f64;

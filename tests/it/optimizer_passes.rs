@@ -748,7 +748,11 @@ fn fusion_with_unknown_dims() {
     let b = data(&[4], 31);
     let sig = vec![TensorSpec::new(&[None, Some(8)], DType::F32), TensorSpec::new(&[None, None], DType::F32)];
     let body = move |x: &Tensor, y: &Tensor| -> ff::Result<Vec<Tensor>> {
-        let h = (x.matmul(&w)? + &b)?.relu()?; // [?, 4]: matmul epilogue
+        // Arithmetic bait: `x + 0` and `x * 1` that do not widen x, a reshape pair, a
+        // transpose pair, a transpose into the matmul.
+        let x = ((x + &ff::zeros(&[1, 8], DType::F32)?)? * &ff::ones(&[8], DType::F32)?)?;
+        let x = x.reshape(&[-1])?.reshape(&[-1, 8])?.transpose(&[1, 0])?.transpose(&[1, 0])?;
+        let h = (ff::matmul_with(&x.transpose(&[1, 0])?, &w, true, false)? + &b)?.relu()?; // [?, 4]: epilogue
         let s = ((&h * 2.0f32)? - 1.0f32)?.reduce_sum(Some(&[-1]), true)?; // [?, 1]: reduce input
         let z = ((y.exp()? * y)? + &s)?.tanh()?; // [?, ?]: loop over a broadcast
         let e = (&h - &h.reduce_max(Some(&[-1]), true)?)?.exp()?;
