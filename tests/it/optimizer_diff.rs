@@ -1398,6 +1398,7 @@ impl Interp<'_> {
     }
 
     fn softmax(&mut self, ins: &Ins) -> R<()> {
+        let bad_axis = |a: isize, r: isize| a < -r || a >= r;
         let (i, v0) = self.pick(ins.a);
         let [p0, p1, ..] = ins.p;
         let mut v = if ins.bad { v0 } else { self.floaty(v0, ins.b)? };
@@ -1407,7 +1408,9 @@ impl Interp<'_> {
         let r = v.rank() as isize;
         let axis = if ins.bad { r } else { (p1 as isize % r.max(1)) - if p1 & 0x40 != 0 { r } else { 0 } };
         let dt = v.dt();
-        let last = *v.dims().last().unwrap_or(&1) as f64;
+        // The composites reduce over the last axis (the remapped pattern) or another one.
+        let cax: isize = if p0 & 16 == 0 || bad_axis(axis, r) { -1 } else { axis };
+        let last = v.dims().get(((cax + r) % r.max(1)) as usize).copied().unwrap_or(1) as f64;
         match p0 % 4 {
             0 => {
                 let t = if p0 & 4 == 0 { ff::softmax(&v.t, axis)? } else { v.t.softmax(axis)? };
@@ -1423,10 +1426,10 @@ impl Interp<'_> {
             3 => {
                 // The composite the fusion pass remaps to the log-softmax primitive: `x - max`
                 // shared, or written twice (one node once CSE merged them).
-                let mx = v.t.reduce_max(Some(&[-1]), true)?;
+                let mx = v.t.reduce_max(Some(&[cax]), true)?;
                 let t = (&v.t - &mx)?;
                 let t2 = if p0 & 8 == 0 { t.clone() } else { (&v.t - &mx)? };
-                let l = t2.exp()?.reduce_sum(Some(&[-1]), true)?.log()?;
+                let l = t2.exp()?.reduce_sum(Some(&[cax]), true)?.log()?;
                 let out_t = (&t - &l)?;
                 let b = 2.0 * v.b + last.max(1.0).ln() + 1.0;
                 let slack = if fusible(dt) { 16.0 * eps(dt) * (b + last + 1.0) } else { 0.0 };
@@ -1436,9 +1439,9 @@ impl Interp<'_> {
             }
             _ => {
                 // The composite the fusion pass remaps to the softmax primitive.
-                let mx = v.t.reduce_max(Some(&[-1]), true)?;
+                let mx = v.t.reduce_max(Some(&[cax]), true)?;
                 let ex = (&v.t - &mx)?.exp()?;
-                let s = ex.reduce_sum(Some(&[-1]), true)?;
+                let s = ex.reduce_sum(Some(&[cax]), true)?;
                 let t = (&ex / &s)?;
                 let slack = if fusible(dt) { 16.0 * eps(dt) * (last + 1.0) } else { 0.0 };
                 let mut out = self.derive(t, &[&v], 1.0, 2.0 * v.e + slack);
