@@ -26,6 +26,7 @@ pub mod function;
 pub mod graph;
 pub mod image;
 pub mod interop;
+pub mod profiler;
 pub mod random;
 mod shape;
 pub mod sparse;

@@ -166,6 +166,7 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
     if inputs.iter().any(|t| t.is_symbolic()) || (!weak_literal && crate::graph::trace::active().is_some()) {
         return crate::graph::trace::record(op, inputs, shape, dtype, loc);
     }
+    let _span = crate::profiler::op_span(op.name(), crate::Device::Cpu);
     crate::backend::cpu::execute(&op, inputs, shape, dtype).map_err(|e| e.at(loc))
 }
 

@@ -13,6 +13,7 @@ mod ir_check;
 mod op_table;
 mod optimizer_diff;
 mod optimizer_passes;
+mod profiler;
 mod props;
 mod random;
 mod sparse;
