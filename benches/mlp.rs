@@ -36,15 +36,15 @@ fn init(seed: u64, shape: &[usize]) -> Tensor {
 
 /// The same step with the backward pass written out by hand in ferroflow ops (no tape).
 fn manual_step(x: &Tensor, y: &Tensor, p: &[Variable; 4]) -> ff::Result<Tensor> {
-    let z = (x.matmul(&p[0].value())? + p[1].value())?;
+    let z = (x.matmul(p[0].value())? + p[1].value())?;
     let h = z.relu()?;
-    let logits = (h.matmul(&p[2].value())? + p[3].value())?;
+    let logits = (h.matmul(p[2].value())? + p[3].value())?;
     let ls = logits.log_softmax(-1)?;
     let loss = ((y * &ls)?.reduce_sum(None, false)? * (-1.0 / BATCH as f32))?;
     let d = ((ls.exp()? - y)? * (1.0 / BATCH as f32))?;
     let dw2 = ff::matmul_with(&h, &d, true, false)?;
     let db2 = d.reduce_sum(Some(&[0]), false)?;
-    let dh = ff::matmul_with(&d, &p[2].value(), false, true)?;
+    let dh = ff::matmul_with(&d, p[2].value(), false, true)?;
     let dz = ff::where_(&z.greater(0.0f32)?, &dh, 0.0f32)?;
     let dw1 = ff::matmul_with(x, &dz, true, false)?;
     let db1 = dz.reduce_sum(Some(&[0]), false)?;
