@@ -19,3 +19,4 @@ mod random;
 mod sparse;
 mod tidy;
 mod traced_props;
+mod variables;
