@@ -228,6 +228,30 @@ impl Variable {
     }
 }
 
+impl Variable {
+    /// `v += beta · op(a) · op(b)`: a training step's update with the gradient's matmul
+    /// accumulated straight into the variable's buffer when nothing else holds it (one
+    /// pass, no gradient tensor); otherwise the product is computed and added as usual.
+    pub(crate) fn apply_matmul(&self, a: &Tensor, b: &Tensor, ta: bool, tb: bool, beta: f64) -> Result<()> {
+        {
+            let mut v = self.0.value.write().unwrap_or_else(|p| p.into_inner());
+            let mut cur = std::mem::replace(&mut *v, Tensor::scalar(false));
+            let done = match cur.host_buffer_mut() {
+                Some(buf) => crate::backend::cpu::matmul::matmul_accumulate(buf, a, b, ta, tb, beta),
+                None => Ok(false),
+            };
+            *v = cur;
+            if done? {
+                return Ok(());
+            }
+        }
+        let p = crate::op::execute(&PrimOp::MatMul { transpose_a: ta, transpose_b: tb }, &[a, b])?;
+        let k = crate::with_dtype!(p.dtype(), T => Tensor::scalar(<T as crate::dtype::Element>::from_f64(beta)));
+        let p = crate::op::execute(&PrimOp::Binary(BinaryOp::Mul), &[&p, &k])?;
+        self.apply(&p, AssignKind::Add)
+    }
+}
+
 impl std::fmt::Debug for Variable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Variable(var{}, value={})", self.0.id, self.current())

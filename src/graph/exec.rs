@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 
 use super::fusion::Fusion;
 use super::ir::{Graph, NodeId, NodeOp};
+use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::op::PrimOp;
 use crate::tensor::Tensor;
@@ -38,6 +39,15 @@ enum StepOp {
     Project(usize),
     /// A fused kernel, with its output type when known at trace time.
     Fused(Arc<Fusion>, Option<(crate::shape::Shape, crate::dtype::DType)>),
+    /// `v += beta · op(a) · op(b)`: an `assign_add`/`assign_sub` of a matmul (times a
+    /// constant) that nothing else reads, run as one accumulating product into the
+    /// variable's buffer (TensorFlow's fused ResourceApply* kernels do the same).
+    AssignMatMul {
+        var: Variable,
+        ta: bool,
+        tb: bool,
+        beta: f64,
+    },
 }
 
 impl StepOp {
@@ -50,6 +60,7 @@ impl StepOp {
             StepOp::Print => Some("print"),
             StepOp::Read(_) => Some("read_variable"),
             StepOp::Assign(..) => Some("assign_variable"),
+            StepOp::AssignMatMul { .. } => Some("assign_matmul"),
             StepOp::Cond { .. } => Some("cond"),
             StepOp::While { .. } => Some("while_loop"),
         }
@@ -112,8 +123,13 @@ impl Plan {
                 stack.extend(n.inputs.iter().copied());
             }
         }
-        // Argument nodes keep their slots even when unused, so arguments line up.
-        let kept: Vec<NodeId> = ids.into_iter().filter(|id| live.contains(id) || g.inputs.contains(id)).collect();
+        let merged = merged_updates(g);
+        // Argument nodes keep their slots even when unused, so arguments line up. A matmul
+        // merged into its update runs inside the update's step.
+        let kept: Vec<NodeId> = ids
+            .into_iter()
+            .filter(|id| (live.contains(id) || g.inputs.contains(id)) && !merged.values().any(|m| m.matmul == *id))
+            .collect();
         let slot_of: std::collections::HashMap<NodeId, usize> =
             kept.iter().enumerate().map(|(s, id)| (*id, s)).collect();
         let slot = |id: &NodeId| slot_of.get(id).copied().ok_or_else(|| missing(*id));
@@ -121,7 +137,12 @@ impl Plan {
         let mut steps = Vec::with_capacity(kept.len());
         for (s, id) in kept.iter().enumerate() {
             let n = g.node(*id).ok_or_else(|| missing(*id))?;
-            let args = n.inputs.iter().map(slot).collect::<Result<SmallVec<[usize; 3]>>>()?;
+            let merge = merged.get(id);
+            let inputs = match merge {
+                Some(m) => &m.operands[..],
+                None => &n.inputs[..],
+            };
+            let args = inputs.iter().map(slot).collect::<Result<SmallVec<[usize; 3]>>>()?;
             for a in &args {
                 last[*a] = Some(s);
             }
@@ -134,6 +155,9 @@ impl Plan {
                 NodeOp::Fused(f) => StepOp::Fused(f.clone(), known.then(|| (n.shape.clone(), n.dtype))),
                 NodeOp::Print => StepOp::Print,
                 NodeOp::ReadVariable(v) => StepOp::Read(v.clone()),
+                NodeOp::AssignVariable(v, _) if let Some(m) = merge => {
+                    StepOp::AssignMatMul { var: v.clone(), ta: m.ta, tb: m.tb, beta: m.beta }
+                }
                 NodeOp::AssignVariable(v, k) => StepOp::Assign(v.clone(), *k),
                 NodeOp::Cond { then, otherwise, n_then } => StepOp::Cond {
                     then: Arc::new(Plan::compile(then)?),
@@ -292,6 +316,11 @@ impl Plan {
                 v.apply(ins[0], *k)?;
                 Value::One(v.current())
             }
+            StepOp::AssignMatMul { var, ta, tb, beta } => {
+                arity(2)?;
+                var.apply_matmul(ins[0], ins[1], *ta, *tb, *beta)?;
+                Value::One(var.current())
+            }
             StepOp::Project(k) => {
                 let src = step.args.first().and_then(|a| slots[*a].as_ref());
                 match src {
@@ -331,4 +360,66 @@ impl Plan {
             }
         })
     }
+}
+
+/// An update merged with the matmul it adds: the operands and the product's scale.
+struct MergedUpdate {
+    matmul: NodeId,
+    operands: [NodeId; 2],
+    ta: bool,
+    tb: bool,
+    beta: f64,
+}
+
+/// Finds `assign_add(v, matmul(a, b) [* c])` and `assign_sub(...)` where nothing else reads
+/// the product, the operands are 2-D f32/f64 and `c` a constant scalar: the pattern of a
+/// gradient-descent update of a weight matrix (`w -= lr * x^T · dz`). Keyed by the assign.
+fn merged_updates(g: &Graph) -> std::collections::HashMap<NodeId, MergedUpdate> {
+    use crate::graph::fusion::{FusionKind, Instr};
+    use crate::op::BinaryOp;
+    let mut out = std::collections::HashMap::new();
+    for id in g.node_ids() {
+        let Some(n) = g.node(id) else { continue };
+        let NodeOp::AssignVariable(_, kind) = &n.op else { continue };
+        let sign = match kind {
+            AssignKind::Add => 1.0,
+            AssignKind::Sub => -1.0,
+            AssignKind::Set => continue,
+        };
+        let Some(&mm) = n.inputs.first() else { continue };
+        let Some(p) = g.node(mm) else { continue };
+        if g.use_count(mm) != 1 || g.outputs.contains(&mm) || !matches!(p.dtype, DType::F32 | DType::F64) {
+            continue;
+        }
+        let (ta, tb, scale) = match &p.op {
+            NodeOp::Prim(PrimOp::MatMul { transpose_a, transpose_b }) => (*transpose_a, *transpose_b, 1.0),
+            NodeOp::Fused(f) => {
+                let FusionKind::MatMul { transpose_a, transpose_b } = f.kind else { continue };
+                let by_const =
+                    matches!(f.program[..], [Instr::Binary(BinaryOp::Mul, 0, 1) | Instr::Binary(BinaryOp::Mul, 1, 0)])
+                        && f.n_loads == 2;
+                let c = p.inputs.get(2).and_then(|c| g.node(*c)).and_then(|c| match &c.op {
+                    NodeOp::Const(t) if t.rank() == 0 => match t.dtype() {
+                        DType::F32 => t.to_scalar::<f32>().ok().map(f64::from),
+                        DType::F64 => t.to_scalar::<f64>().ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                match (by_const, c) {
+                    (true, Some(c)) => (transpose_a, transpose_b, c),
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        };
+        let [a, b] = [p.inputs.first(), p.inputs.get(1)];
+        let (Some(&a), Some(&b)) = (a, b) else { continue };
+        let two_d = |x: NodeId| g.node(x).is_some_and(|x| x.shape.rank() == 2 && x.dtype == p.dtype);
+        if !two_d(a) || !two_d(b) {
+            continue;
+        }
+        out.insert(id, MergedUpdate { matmul: mm, operands: [a, b], ta, tb, beta: sign * scale });
+    }
+    out
 }

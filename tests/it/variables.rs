@@ -1,6 +1,7 @@
 //! Variable updates: `assign_add`/`assign_sub` write over the variable's buffer when nothing
 //! else holds it (no allocation, as TF's ResourceApply kernels), and never when a tensor read
-//! earlier is still alive (tensors are immutable), eagerly and in a traced step.
+//! earlier is still alive (tensors are immutable), eagerly and in a traced step, where an
+//! update by `lr * a^T · b` runs as one product accumulated into the variable.
 
 use ferroflow as ff;
 
@@ -49,13 +50,43 @@ fn a_traced_update_is_in_place_and_matches_eager() -> ff::Result<()> {
     step(&eager, &x)?;
     let before = ptr(&traced);
     for _ in 0..3 {
+        let prof = ff::profiler::Profiler::start();
         f.call(&x)?;
+        let names: Vec<_> = prof.stop().thread_events().iter().map(|e| e.name).collect();
+        // The update and its matmul are one step: the product accumulates into the buffer.
+        assert!(names.contains(&"assign_matmul") && !names.contains(&"fused_matmul"), "{names:?}");
         step(&eager, &x)?;
         assert_eq!(ptr(&traced), before, "the traced update allocated a new buffer");
     }
     let (a, b) = (eager.value().to_ndarray::<f32>()?, traced.value().to_ndarray::<f32>()?);
     for (p, q) in a.iter().zip(b.iter()) {
         assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{p} vs {q}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_merged_update_with_a_live_read_leaves_the_read_alone() -> ff::Result<()> {
+    // The step returns the weights it read: the update cannot write over them.
+    let a = ff::random::normal(&[6, 4], ff::DType::F64, Some(1))?;
+    let b = ff::random::normal(&[6, 3], ff::DType::F64, Some(2))?;
+    let v = ff::Variable::new(ff::random::normal(&[4, 3], ff::DType::F64, Some(3))?)?;
+    let vc = v.clone();
+    let f = ff::function(move |a: &ff::Tensor, b: &ff::Tensor| {
+        let w = vc.value();
+        vc.assign_sub((ff::matmul_with(a, b, true, false)? * 0.5f64)?)?;
+        Ok(w)
+    });
+    let w0 = v.value().to_ndarray::<f64>()?;
+    let read = f.call((&a, &b))?.to_ndarray::<f64>()?;
+    assert_eq!(read, w0);
+    let (an, bn) = (a.to_ndarray::<f64>()?, b.to_ndarray::<f64>()?);
+    let an = an.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let bn = bn.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let want = &w0.into_dimensionality::<ndarray::Ix2>().unwrap() - &(an.t().dot(&bn) * 0.5);
+    let got = v.value().to_ndarray::<f64>()?.into_dimensionality::<ndarray::Ix2>().unwrap();
+    for (p, q) in want.iter().zip(got.iter()) {
+        assert!((p - q).abs() < 1e-12, "{p} vs {q}");
     }
     Ok(())
 }

@@ -52,7 +52,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-use crate::tensor::storage::alloc;
+use crate::tensor::storage::{Buffer, alloc};
 
 /// Geometry of one (possibly transposed) matrix operand in row-major storage.
 #[derive(Clone, Copy, Debug)]
@@ -103,7 +103,8 @@ fn batch_offsets(a: &Shape, b: &Shape, out: &Shape) -> Vec<(usize, usize)> {
 
 trait Gemm: Element {
     /// `c[m×n] = a[m×k] · b[k×n]` on the calling thread, with element strides for a and b
-    /// and row stride `rsc` (column stride 1) for c. c is overwritten, never read.
+    /// and row stride `rsc` (column stride 1) for c. c is overwritten, never read; with
+    /// `acc = Some(beta)`, `c += beta · a · b` instead (c is read).
     ///
     /// # Safety
     /// The pointers must cover the described matrices, `k >= 1`, and c must not overlap a or b
@@ -121,6 +122,7 @@ trait Gemm: Element {
         bc: usize,
         c: *mut Self,
         rsc: usize,
+        acc: Option<Self>,
     );
 }
 
@@ -139,11 +141,16 @@ macro_rules! impl_gemm {
                 bc: usize,
                 c: *mut $t,
                 rsc: usize,
+                acc: Option<$t>,
             ) {
                 // Strides are element counts of in-bounds buffers, so they fit in isize.
                 let s = |x: usize| x as isize;
                 // SAFETY: forwarded from the caller. `gemm` computes
                 // dst = alpha·dst + beta·lhs·rhs; with read_dst = false dst is only written.
+                let (read, alpha, beta) = match acc {
+                    Some(beta) => (true, 1.0, beta),
+                    None => (false, 0.0, 1.0),
+                };
                 unsafe {
                     gemm::gemm(
                         m,
@@ -152,15 +159,15 @@ macro_rules! impl_gemm {
                         c,
                         1,
                         s(rsc),
-                        false,
+                        read,
                         a,
                         s(ac),
                         s(ar),
                         b,
                         s(bc),
                         s(br),
-                        0.0,
-                        1.0,
+                        alpha,
+                        beta,
                         false,
                         false,
                         false,
@@ -193,15 +200,22 @@ impl<T> OutPtr<T> {
 }
 
 fn float_mm<T: Gemm>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]) -> Vec<T> {
-    let (m, k, n, nb) = (ma.rows, ma.cols, mb.cols, offs.len());
-    let mut out = alloc::<T>(nb * m * n);
-    if m * n == 0 {
-        return out;
-    }
-    if k == 0 {
+    let mut out = alloc::<T>(offs.len() * ma.rows * mb.cols);
+    if ma.cols == 0 {
         // The pool may hand back a dirty buffer.
         out.fill(T::default());
         return out;
+    }
+    float_mm_into(&mut out, x, y, ma, mb, offs, None);
+    out
+}
+
+/// The products into `out` (`nb` m×n matrices): written, or with `acc = Some(beta)` added
+/// as `out += beta · a · b`.
+fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)], acc: Option<T>) {
+    let (m, k, n, nb) = (ma.rows, ma.cols, mb.cols, offs.len());
+    if m * n == 0 || k == 0 {
+        return;
     }
     let threads = rayon::current_num_threads();
     let macs = m * n * k;
@@ -239,6 +253,7 @@ fn float_mm<T: Gemm>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]
                 mb.cs,
                 base.get().add(bi * m * n + r0 * n + c0),
                 n,
+                acc,
             )
         }
     };
@@ -247,7 +262,39 @@ fn float_mm<T: Gemm>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]
     } else {
         (0..nb * split).for_each(task);
     }
-    out
+}
+
+/// `dst += beta · op(a) · op(b)` for 2-D f32/f64 operands, written over `dst`'s buffer (a
+/// variable's, in a training step's fused update). `Ok(false)` when the operands do not
+/// qualify (other dtypes or ranks, a size that does not match `dst`); nothing is written then.
+pub(crate) fn matmul_accumulate(
+    dst: &mut Buffer,
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    beta: f64,
+) -> Result<bool> {
+    if a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() {
+        return Ok(false);
+    }
+    let (ma, mb) = (operand(a.shape(), ta), operand(b.shape(), tb));
+    if ma.cols != mb.rows {
+        return Ok(false);
+    }
+    let offs = [(0, 0)];
+    match dst {
+        Buffer::F32(d) if a.dtype() == DType::F32 && d.len() == ma.rows * mb.cols => {
+            let (x, y) = (a.host_slice::<f32>("matmul")?, b.host_slice::<f32>("matmul")?);
+            float_mm_into(d, x, y, ma, mb, &offs, Some(beta as f32));
+        }
+        Buffer::F64(d) if a.dtype() == DType::F64 && d.len() == ma.rows * mb.cols => {
+            let (x, y) = (a.host_slice::<f64>("matmul")?, b.host_slice::<f64>("matmul")?);
+            float_mm_into(d, x, y, ma, mb, &offs, Some(beta));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 fn int_mm<T: NumK>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]) -> Vec<T> {

@@ -5,7 +5,7 @@
 pub(crate) mod elementwise;
 pub(crate) mod fastmath;
 pub(crate) mod fused;
-mod matmul;
+pub(crate) mod matmul;
 mod movement;
 pub(crate) mod num;
 pub(crate) mod par;
