@@ -479,3 +479,158 @@ fn no_gradient_is_a_typed_error() {
     let e = tape.gradient(c.values(), &[&v]).unwrap_err();
     assert!(matches!(e, ff::Error::NoGradient { op: "sparse::segment_sum", .. }), "{e}");
 }
+
+// ---- control flow, gradients in graphs, function calls, second order ----------------------
+
+#[test]
+fn fd_through_cond() {
+    // Eagerly the branch just runs; traced, the predicate is symbolic and a `cond` node holds
+    // both branches, whose gradient is a `cond` of the branches' gradients.
+    let cases = [
+        case("cond then", vec![pos(&[3], 1), x(&[3], 2)], &[0, 1], |x| {
+            let p = x[0].reduce_sum(None, false)?.greater(0.0)?;
+            ff::cond(&p, || &x[0].square()? * &x[1], || x[1].sin())
+        }),
+        case("cond else", vec![f64s(&[3], 3, -2.0, -0.5), x(&[3], 4)], &[0, 1], |x| {
+            let p = x[0].reduce_sum(None, false)?.greater(0.0)?;
+            ff::cond(&p, || &x[0].square()? * &x[1], || &x[1].sin()? * &x[0])
+        }),
+        case("cond, two outputs", vec![pos(&[2], 5)], &[0], |x| {
+            let p = x[0].reduce_sum(None, false)?.greater(0.0)?;
+            let (a, b) = ff::cond(&p, || Ok((x[0].exp()?, x[0].square()?)), || Ok((x[0].clone(), x[0].clone())))?;
+            &a * &b
+        }),
+    ];
+    cases.iter().for_each(check);
+}
+
+#[test]
+fn cond_reading_a_variable_differentiates_in_a_graph() {
+    let w = ff::Variable::new(Tensor::from_slice(&[1.5f64, -0.5], &[2]).unwrap()).unwrap();
+    let w2 = w.clone();
+    let f = ff::function(move |x: &Tensor| -> ff::Result<Vec<Tensor>> {
+        let tape = GradientTape::new();
+        let p = x.reduce_sum(None, false)?.greater(0.0)?;
+        let y = ff::cond(&p, || (&w2.value() * x)?.exp(), || x.square())?;
+        let l = y.reduce_sum(None, false)?;
+        Ok(tape.gradient(&l, &[&w2])?.into_iter().map(|g| g.expect("connected")).collect())
+    });
+    let xv = Tensor::from_slice(&[0.5f64, 1.0], &[2]).unwrap();
+    let g = f.call((&xv,)).unwrap();
+    // d/dw sum(exp(w x)) = x exp(w x).
+    let want: Vec<f64> = [(1.5f64, 0.5f64), (-0.5, 1.0)].iter().map(|(w, x)| x * (w * x).exp()).collect();
+    for (a, b) in vals(&g[0]).iter().zip(&want) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn traced_while_loop_gradient_is_a_typed_error_and_eager_loops_just_run() {
+    let body = |x: &Tensor| -> ff::Result<Option<Tensor>> {
+        let tape = GradientTape::new();
+        tape.watch(x);
+        let out = ff::while_loop(
+            |v| v[1].less(3i64),
+            |v| Ok(vec![(&v[0] * &v[0])?, (&v[1] + 1i64)?]),
+            vec![x.clone(), Tensor::scalar(0i64)],
+        )?;
+        Ok(tape.gradient(&out[0], &[x])?.remove(0))
+    };
+    // Eagerly: x^8, so 8 x^7.
+    let x = Tensor::scalar(1.5f64);
+    let g = body(&x).unwrap().unwrap();
+    assert!((vals(&g)[0] - 8.0 * 1.5f64.powi(7)).abs() < 1e-9);
+    let f = ff::function(move |x: &Tensor| body(x).map(|g| g.expect("connected")));
+    let e = f.call((&x,)).unwrap_err();
+    assert!(matches!(e, ff::Error::NoGradient { op: "while_loop", .. }), "{e}");
+}
+
+/// A small regression model, trained one step at a time: forward, loss, gradient, update.
+fn train_step(w: &ff::Variable, b: &ff::Variable, x: &Tensor, y: &Tensor) -> ff::Result<Tensor> {
+    let tape = GradientTape::new();
+    let h = (&x.matmul(w.value())? + &b.value())?.tanh()?;
+    let loss = (&h - y)?.square()?.reduce_mean(None, false)?;
+    let g = tape.gradient(&loss, &[w, b])?;
+    let (gw, gb) = (g[0].clone().expect("w is connected"), g[1].clone().expect("b is connected"));
+    let (uw, ub): (Tensor, Tensor) = ((&gw * 0.5)?, (&gb * 0.5)?);
+    w.assign_sub(&uw)?;
+    b.assign_sub(&ub)?;
+    Ok(loss)
+}
+
+#[test]
+fn traced_training_step_matches_eager_and_holds_the_backward_pass() {
+    let (x, y) = (f64s(&[8, 3], 1, -1.0, 1.0), f64s(&[8, 2], 2, -0.5, 0.5));
+    let w0 = f64s(&[3, 2], 3, -0.5, 0.5);
+    let b0 = Tensor::from_vec(vec![0.0f64, 0.0], &[2]).unwrap();
+    let (we, be) = (ff::Variable::new(&w0).unwrap(), ff::Variable::new(&b0).unwrap());
+    let (wt, bt) = (ff::Variable::new(&w0).unwrap(), ff::Variable::new(&b0).unwrap());
+    let (wt2, bt2) = (wt.clone(), bt.clone());
+    let step = ff::function(move |x: &Tensor, y: &Tensor| train_step(&wt2, &bt2, x, y));
+    let mut losses = vec![];
+    for _ in 0..5 {
+        let le = vals(&train_step(&we, &be, &x, &y).unwrap())[0];
+        let lt = vals(&step.call((&x, &y)).unwrap())[0];
+        assert!((le - lt).abs() <= 1e-12 * le.abs(), "loss eager {le} vs traced {lt}");
+        losses.push(le);
+    }
+    assert_eq!(step.tracing_count(), 1);
+    assert!(losses[4] < losses[0], "the loss falls: {losses:?}");
+    for (a, b) in [(&we, &wt), (&be, &bt)] {
+        for (p, q) in vals(&a.value()).iter().zip(vals(&b.value())) {
+            assert!((p - q).abs() <= 1e-12, "{p} vs {q}");
+        }
+    }
+    // The traced graph holds the backward pass: the forward matmul and the gradient's one
+    // for w (none for x, which nobody asked about), tanh's derivative, the updates.
+    let cf = step.get_concrete_function((&x, &y)).unwrap();
+    let ops = cf.graph().op_counts();
+    assert_eq!(ops.get("matmul"), Some(&2), "{}", cf.graph());
+    assert_eq!(ops.get("assign_sub"), Some(&2));
+    assert_eq!(ops.get("read_variable"), Some(&2));
+    assert!(ops.get("reduce_sum").is_some_and(|&n| n >= 1), "the bias gradient sums the batch");
+}
+
+#[test]
+fn function_called_under_an_eager_tape_is_differentiable() {
+    let v = ff::Variable::new(Tensor::from_slice(&[0.5f64, 2.0], &[2]).unwrap()).unwrap();
+    let v2 = v.clone();
+    let f = ff::function(move |x: &Tensor, y: &Tensor| -> ff::Result<(Tensor, Tensor)> {
+        let a = (&x.sin()? * &v2.value())?;
+        Ok(((&a * y)?, y.clone()))
+    });
+    let (x, y) = (f64s(&[2], 1, -1.0, 1.0), f64s(&[2], 2, -1.0, 1.0));
+    for round in 0..2 {
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        tape.watch(&y);
+        let (out, same_y) = f.call((&x, &y)).unwrap();
+        let l = (&out.reduce_sum(None, false).unwrap() + &same_y.reduce_sum(None, false).unwrap()).unwrap();
+        let g = tape.gradient(&l, &[&x as &dyn ff::GradSource, &y, &v]).unwrap();
+        let (xs, ys, vs) = (vals(&x), vals(&y), vals(&v.value()));
+        for i in 0..2 {
+            let gx = xs[i].cos() * vs[i] * ys[i];
+            let gy = xs[i].sin() * vs[i] + 1.0; // the returned y counts once
+            let gv = xs[i].sin() * ys[i];
+            for (k, want) in [gx, gy, gv].into_iter().enumerate() {
+                let got = vals(g[k].as_ref().expect("connected"))[i];
+                assert!((got - want).abs() < 1e-12, "round {round} source {k}[{i}]: {got} vs {want}");
+            }
+        }
+    }
+    assert_eq!(f.tracing_count(), 1);
+}
+
+#[test]
+fn nested_tapes_give_second_derivatives() {
+    let x = Tensor::scalar(1.5f64);
+    let outer = GradientTape::new();
+    outer.watch(&x);
+    let inner = GradientTape::new();
+    inner.watch(&x);
+    let y = (&(&x * &x).unwrap() * &x).unwrap(); // x^3
+    let dy = inner.gradient(&y, &[&x]).unwrap().remove(0).unwrap(); // 3x^2
+    let d2y = outer.gradient(&dy, &[&x]).unwrap().remove(0).unwrap(); // 6x
+    assert!((vals(&dy)[0] - 3.0 * 1.5 * 1.5).abs() < 1e-12);
+    assert!((vals(&d2y)[0] - 9.0).abs() < 1e-12);
+}
