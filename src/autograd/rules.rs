@@ -180,8 +180,9 @@ pub(crate) fn vjp(op: &PrimOp, x: &[Tensor], y: &Tensor, g: &Tensor, need: &[boo
                     select(&cmp_s(BinaryOp::Greater, x0, 0.0, loc)?, g, &neg, loc)?
                 }
                 UnaryOp::Square => mul(g, &mul_s(x0, 2.0, loc)?, loc)?,
-                // Gated by x > 0, as TensorFlow's ReluGrad (0 at 0).
-                UnaryOp::Relu => select(&cmp_s(BinaryOp::Greater, x0, 0.0, loc)?, g, &konst(0.0, g.dtype()), loc)?,
+                // Gated by y > 0 (the same as x > 0; 0 at 0), as TensorFlow's ReluGrad. Reading
+                // the output, not the input, lets the optimizer fuse relu into the matmul before it.
+                UnaryOp::Relu => select(&cmp_s(BinaryOp::Greater, y, 0.0, loc)?, g, &konst(0.0, g.dtype()), loc)?,
                 UnaryOp::Exp => mul(g, y, loc)?,
                 UnaryOp::Log => div(g, x0, loc)?,
                 UnaryOp::Sqrt => div(&mul_s(g, 0.5, loc)?, y, loc)?,

@@ -634,3 +634,90 @@ fn nested_tapes_give_second_derivatives() {
     assert!((vals(&dy)[0] - 3.0 * 1.5 * 1.5).abs() < 1e-12);
     assert!((vals(&d2y)[0] - 9.0).abs() < 1e-12);
 }
+
+/// Timing of one MLP training step (784-256-10, batch 128, f32), eager and traced. Not a
+/// benchmark (see `benches/`): run with `--ignored --nocapture` for a quick look.
+#[test]
+#[ignore]
+fn mlp_step_timing() {
+    let x = f64s(&[128, 784], 1, 0.0, 1.0).cast(DType::F32).unwrap();
+    let labels =
+        ff::one_hot(Tensor::from_vec((0..128).map(|i| i % 10).collect::<Vec<i64>>(), &[128]).unwrap(), 10).unwrap();
+    let mk = |s, shape: &[usize], a: f64| ff::Variable::new(f64s(shape, s, -a, a).cast(DType::F32).unwrap()).unwrap();
+    let vars = [mk(2, &[784, 256], 0.08), mk(3, &[256], 0.0), mk(4, &[256, 10], 0.15), mk(5, &[10], 0.0)];
+    let step = |v: &[ff::Variable], x: &Tensor, y: &Tensor| -> ff::Result<Tensor> {
+        let tape = GradientTape::new();
+        let h = (&x.matmul(v[0].value())? + &v[1].value())?.relu()?;
+        let logits = (&h.matmul(v[2].value())? + &v[3].value())?;
+        let loss = (y * &logits.log_softmax(-1)?)?.reduce_sum(Some(&[-1]), false)?.reduce_mean(None, false)?.neg()?;
+        let g = tape.gradient(&loss, v)?;
+        for (var, g) in v.iter().zip(g) {
+            let u: Tensor = (&g.expect("connected") * 0.1f32)?;
+            var.assign_sub(&u)?;
+        }
+        Ok(loss)
+    };
+    let v2 = vars.clone();
+    let traced = ff::function(move |x: &Tensor, y: &Tensor| step(&v2, x, y));
+    let time = |f: &dyn Fn() -> f32| {
+        for _ in 0..5 {
+            f();
+        }
+        let t = std::time::Instant::now();
+        let n = 50;
+        for _ in 0..n {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e3 / n as f64
+    };
+    let e = time(&|| vals(&step(&vars, &x, &labels).unwrap())[0] as f32);
+    let t = time(&|| vals(&traced.call((&x, &labels)).unwrap())[0] as f32);
+    let cf = traced.get_concrete_function((&x, &labels)).unwrap();
+    println!("{}", cf.optimized_graph());
+    println!("mlp step: eager {e:.3} ms, traced {t:.3} ms, ratio {:.2}", e / t);
+}
+
+#[test]
+fn traced_variable_read_twice_sums_and_f32_matches_f64() {
+    let w64 = f64s(&[3, 2], 7, -1.0, 1.0);
+    let x64 = f64s(&[4, 3], 8, -1.0, 1.0);
+    let body = |w: &ff::Variable, x: &Tensor| -> ff::Result<Tensor> {
+        let tape = GradientTape::new();
+        let h = x.matmul(w.value())?.sigmoid()?;
+        let l = (&h * &x.matmul(w.value())?)?.reduce_sum(None, false)?; // w read twice
+        Ok(tape.gradient(&l, &[w])?.remove(0).expect("connected"))
+    };
+    let want = body(&ff::Variable::new(&w64).unwrap(), &x64).unwrap();
+    for dt in [DType::F64, DType::F32] {
+        let w = ff::Variable::new(w64.cast(dt).unwrap()).unwrap();
+        let w2 = w.clone();
+        let f = ff::function(move |x: &Tensor| body(&w2, x));
+        let got = f.call((&x64.cast(dt).unwrap(),)).unwrap();
+        assert_eq!(got.dtype(), dt);
+        let tol = if dt == DType::F64 { 1e-12 } else { 1e-5 };
+        for (a, b) in vals(&got).iter().zip(vals(&want)) {
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{dt}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn unknown_batch_dim_training_step() {
+    // An input_signature with an unknown batch dim: the gradient of the mean and of the
+    // broadcast bias cannot use static shapes, and still match eager.
+    let w0 = f64s(&[3, 2], 3, -0.5, 0.5);
+    let b0 = Tensor::from_vec(vec![0.1f64, -0.1], &[2]).unwrap();
+    let (we, be) = (ff::Variable::new(&w0).unwrap(), ff::Variable::new(&b0).unwrap());
+    let (wt, bt) = (ff::Variable::new(&w0).unwrap(), ff::Variable::new(&b0).unwrap());
+    let sig =
+        vec![ff::TensorSpec::new(&[None, Some(3)], DType::F64), ff::TensorSpec::new(&[None, Some(2)], DType::F64)];
+    let opts = FunctionOptions { input_signature: Some(sig), ..Default::default() };
+    let step = ff::function_with(opts, move |x: &Tensor, y: &Tensor| train_step(&wt, &bt, x, y));
+    for n in [5usize, 8, 3] {
+        let (x, y) = (f64s(&[n, 3], n as u64, -1.0, 1.0), f64s(&[n, 2], 10 + n as u64, -0.5, 0.5));
+        let le = vals(&train_step(&we, &be, &x, &y).unwrap())[0];
+        let lt = vals(&step.call((&x, &y)).unwrap())[0];
+        assert!((le - lt).abs() <= 1e-12 * le.abs(), "batch {n}: loss eager {le} vs traced {lt}");
+    }
+    assert_eq!(step.tracing_count(), 1);
+}
