@@ -452,10 +452,12 @@ impl GradientTape {
             let need: SmallVec<[bool; 3]> = e.inputs.iter().map(|x| needed.contains(&x.handle_id())).collect();
             let gs: SmallVec<[Option<Tensor>; 3]> = match &e.op {
                 EntryOp::Prim(op) => match &dys[0] {
-                    Some(dy) => rules::vjp(op, &e.inputs, &e.outputs[0], dy, &need, loc)?,
+                    Some(dy) => rules::vjp(op, &e.inputs, &e.outputs[0], dy, &need, loc).map_err(|e| e.at(loc))?,
                     None => continue,
                 },
-                EntryOp::Custom { backward } => backward(&e.inputs, &e.outputs, &dys, &need, loc)?.into(),
+                EntryOp::Custom { backward } => {
+                    backward(&e.inputs, &e.outputs, &dys, &need, loc).map_err(|e| e.at(loc))?.into()
+                }
             };
             for o in &e.outputs {
                 if !keep.contains(&o.handle_id()) {

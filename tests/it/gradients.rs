@@ -721,3 +721,25 @@ fn unknown_batch_dim_training_step() {
     }
     assert_eq!(step.tracing_count(), 1);
 }
+
+#[test]
+fn half_precision_gradients_follow_f64() {
+    // f16 and bf16 run the same rules; their gradients match f64 to their precision.
+    let x64 = f64s(&[2, 3], 21, -1.0, 1.0);
+    let w64 = f64s(&[3, 2], 22, -1.0, 1.0);
+    let grads = |dt: DType| -> Vec<Vec<f64>> {
+        let (x, w) = (x64.cast(dt).unwrap(), w64.cast(dt).unwrap());
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        tape.watch(&w);
+        let y = x.matmul(&w).unwrap().tanh().unwrap().softmax(-1).unwrap().reduce_max(Some(&[0]), false).unwrap();
+        let g = tape.gradient(&y, &[&x, &w]).unwrap();
+        g.iter().map(|g| vals(g.as_ref().expect("connected"))).collect()
+    };
+    let want = grads(DType::F64);
+    for (dt, tol) in [(DType::F16, 1e-2), (DType::BF16, 5e-2), (DType::F32, 1e-5)] {
+        for (a, b) in grads(dt).iter().flatten().zip(want.iter().flatten()) {
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{dt}: {a} vs {b}");
+        }
+    }
+}
