@@ -367,6 +367,7 @@ fn non_persistent_tape_allows_one_gradient_call() {
     assert_eq!(val(&tape.gradient(&y, &[&x]).unwrap()[0]), 4.0);
     let e = tape.gradient(&y, &[&x]).unwrap_err();
     assert!(matches!(e, ff::Error::TapeExhausted { .. }), "{e}");
+    assert_eq!(e.location().map(|l| l.file()), Some(file!()));
     assert!(e.to_string().contains("non-persistent GradientTape can only be used to compute one set of gradients"));
     // A persistent one allows many.
     let tape = GradientTape::persistent();
@@ -478,6 +479,7 @@ fn no_gradient_is_a_typed_error() {
     let c = ff::sparse::coalesce(&sp).unwrap();
     let e = tape.gradient(c.values(), &[&v]).unwrap_err();
     assert!(matches!(e, ff::Error::NoGradient { op: "sparse::segment_sum", .. }), "{e}");
+    assert_eq!(e.location().map(|l| l.file()), Some(file!()), "the error points at the gradient call");
 }
 
 // ---- control flow, gradients in graphs, function calls, second order ----------------------
