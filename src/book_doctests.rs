@@ -46,6 +46,9 @@ mod variables_control_flow {}
 #[doc = include_str!("../book/src/graph-optimizer.md")]
 mod graph_optimizer {}
 
+#[doc = include_str!("../book/src/gradients.md")]
+mod gradients {}
+
 #[doc = include_str!("../book/src/sparse.md")]
 mod sparse {}
 

@@ -2,9 +2,11 @@
 //! primitive (`rules.rs`), gradients through traced control flow and traced function calls
 //! (`control.rs`), and `stop_gradient`.
 
+mod control;
 mod rules;
 mod tape;
 
+pub(crate) use control::{record_call, record_cond, record_while, trace_vjp};
 pub use tape::{GradSource, GradSourceRef, GradientOptions, GradientTape, TapeOptions, UnconnectedGradients};
 pub(crate) use tape::{is_recording, on_read, record_prim};
 

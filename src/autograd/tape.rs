@@ -93,7 +93,6 @@ pub(crate) type BackwardFn =
 #[derive(Clone)]
 pub(crate) enum EntryOp {
     Prim(PrimOp),
-    #[allow(dead_code)] // made by the traced cond and function-call hooks
     Custom { backward: BackwardFn },
 }
 
@@ -183,7 +182,6 @@ pub(crate) fn record_prim(op: &PrimOp, inputs: &[&Tensor], out: &Tensor) {
 }
 
 /// Records a non-primitive op with its own backward function.
-#[allow(dead_code)] // called by the traced cond and function-call hooks
 pub(crate) fn record_custom(backward: BackwardFn, inputs: &[Tensor], outputs: &[Tensor]) {
     let ins: SmallVec<[&Tensor; 4]> = inputs.iter().collect();
     let outs: SmallVec<[&Tensor; 4]> = outputs.iter().collect();
@@ -352,7 +350,7 @@ impl GradientTape {
         self.gradient_impl(targets, sources, options, Loc::caller())
     }
 
-    fn gradient_impl<S: GradSource>(
+    pub(crate) fn gradient_impl<S: GradSource>(
         &self,
         targets: &[&Tensor],
         sources: &[S],
@@ -454,10 +452,12 @@ impl GradientTape {
             let need: SmallVec<[bool; 3]> = e.inputs.iter().map(|x| needed.contains(&x.handle_id())).collect();
             let gs: SmallVec<[Option<Tensor>; 3]> = match &e.op {
                 EntryOp::Prim(op) => match &dys[0] {
-                    Some(dy) => rules::vjp(op, &e.inputs, &e.outputs[0], dy, &need, loc)?,
+                    Some(dy) => rules::vjp(op, &e.inputs, &e.outputs[0], dy, &need, loc).map_err(|e| e.at(loc))?,
                     None => continue,
                 },
-                EntryOp::Custom { backward } => backward(&e.inputs, &e.outputs, &dys, &need, loc)?.into(),
+                EntryOp::Custom { backward } => {
+                    backward(&e.inputs, &e.outputs, &dys, &need, loc).map_err(|e| e.at(loc))?.into()
+                }
             };
             for o in &e.outputs {
                 if !keep.contains(&o.handle_id()) {

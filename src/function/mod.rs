@@ -84,6 +84,9 @@ pub struct ConcreteFunction {
     optimized: Graph,
     report: OptimizationReport,
     plan: Plan,
+    /// Compiled vector-Jacobian products of this graph, per set of needed inputs (made when
+    /// a gradient tape differentiates a call).
+    vjps: Mutex<HashMap<Vec<bool>, Arc<Plan>>>,
 }
 
 impl ConcreteFunction {
@@ -115,6 +118,43 @@ impl ConcreteFunction {
         self.check(args)?;
         self.plan.run(args)
     }
+    /// The compiled VJP of this graph for the inputs `mask` marks (tensor arguments, then one
+    /// per variable in `vars`), traced on first use and cached. Its arguments are the
+    /// inputs, then the output gradients `dys` of the float outputs.
+    pub(crate) fn vjp_plan(
+        &self,
+        mask: &[bool],
+        dys: &[Option<Tensor>],
+        n_args: usize,
+        vars: &[crate::variable::Variable],
+        loc: crate::error::Loc,
+    ) -> Result<Arc<Plan>> {
+        if let Some(p) = lock(&self.vjps).get(mask) {
+            return Ok(p.clone());
+        }
+        let specs: Vec<(crate::shape::Shape, crate::dtype::DType)> = self
+            .specs
+            .iter()
+            .take(n_args)
+            .map(|s| (s.trace_shape(), s.dtype))
+            .chain(vars.iter().map(|v| (v.shape().clone(), v.dtype())))
+            .collect();
+        // The output gradients have the outputs' traced types (unknown dims stay unknown).
+        let dy_specs: Vec<(crate::shape::Shape, crate::dtype::DType)> = self
+            .graph
+            .outputs
+            .iter()
+            .zip(dys)
+            .filter(|(_, d)| d.is_some())
+            .filter_map(|(o, _)| self.graph.node(*o).map(|n| (n.shape.clone(), n.dtype)))
+            .collect();
+        let mut g = crate::autograd::trace_vjp(&self.graph, &specs, &dy_specs, mask, n_args, vars, loc)?;
+        crate::graph::opt::optimize(&mut g, &crate::config::optimizer_options())?;
+        let plan = Arc::new(Plan::compile(&g)?);
+        lock(&self.vjps).insert(mask.to_vec(), plan.clone());
+        Ok(plan)
+    }
+
     fn check(&self, args: &[&Tensor]) -> Result<()> {
         if args.len() != self.specs.len() {
             return Err(Error::SignatureMismatch {
@@ -241,7 +281,11 @@ impl<M, F: Body<M>> Function<M, F> {
                 cf
             }
         };
-        let outs = cf.plan.run(&tensors)?;
+        let mut outs = cf.plan.run(&tensors)?;
+        // Under an eager gradient tape the call is one recorded op (see autograd::control).
+        if crate::autograd::is_recording() && crate::graph::trace::active_id() == 0 {
+            crate::autograd::record_call(&cf, &tensors, &mut outs);
+        }
         F::Output::unflatten(outs)
     }
 
@@ -421,7 +465,15 @@ impl<M, F: Body<M>> Function<M, F> {
         let mut optimized = graph.clone();
         let report = crate::graph::opt::optimize(&mut optimized, &opts)?;
         let plan = Plan::compile(&optimized)?;
-        Ok(ConcreteFunction { name: self.inner.name.clone(), specs, graph, optimized, report, plan })
+        Ok(ConcreteFunction {
+            name: self.inner.name.clone(),
+            specs,
+            graph,
+            optimized,
+            report,
+            plan,
+            vjps: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Records whether this call traced; warns (at most twice per function) when at least

@@ -141,8 +141,12 @@ pub fn cond<O: Outputs>(
     let mut inputs: Vec<&Tensor> = vec![pred];
     inputs.extend(t.captured.iter());
     inputs.extend(e.captured.iter());
-    let op = NodeOp::Cond { then: Arc::new(t.graph), otherwise: Arc::new(e.graph), n_then: t.captured.len() };
+    let (tg, eg) = (Arc::new(t.graph), Arc::new(e.graph));
+    let op = NodeOp::Cond { then: tg.clone(), otherwise: eg.clone(), n_then: t.captured.len() };
     let outs = add_multi(&parent, op, inputs, &t.types, "cond", loc)?;
+    if crate::autograd::is_recording() {
+        crate::autograd::record_cond(pred, &t.captured, &e.captured, tg, eg, &outs);
+    }
     O::unflatten(outs)
 }
 
@@ -213,5 +217,10 @@ pub fn while_loop(
         n_vars: vars.len(),
         n_cond: c.captured.len(),
     };
-    add_multi(&parent, op, inputs, &types, "while_loop", loc)
+    let ins: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    let outs = add_multi(&parent, op, inputs, &types, "while_loop", loc)?;
+    if crate::autograd::is_recording() {
+        crate::autograd::record_while(&ins, &outs);
+    }
+    Ok(outs)
 }

@@ -367,6 +367,7 @@ fn non_persistent_tape_allows_one_gradient_call() {
     assert_eq!(val(&tape.gradient(&y, &[&x]).unwrap()[0]), 4.0);
     let e = tape.gradient(&y, &[&x]).unwrap_err();
     assert!(matches!(e, ff::Error::TapeExhausted { .. }), "{e}");
+    assert_eq!(e.location().map(|l| l.file()), Some(file!()));
     assert!(e.to_string().contains("non-persistent GradientTape can only be used to compute one set of gradients"));
     // A persistent one allows many.
     let tape = GradientTape::persistent();
@@ -478,4 +479,269 @@ fn no_gradient_is_a_typed_error() {
     let c = ff::sparse::coalesce(&sp).unwrap();
     let e = tape.gradient(c.values(), &[&v]).unwrap_err();
     assert!(matches!(e, ff::Error::NoGradient { op: "sparse::segment_sum", .. }), "{e}");
+    assert_eq!(e.location().map(|l| l.file()), Some(file!()), "the error points at the gradient call");
+}
+
+// ---- control flow, gradients in graphs, function calls, second order ----------------------
+
+#[test]
+fn fd_through_cond() {
+    // Eagerly the branch just runs; traced, the predicate is symbolic and a `cond` node holds
+    // both branches, whose gradient is a `cond` of the branches' gradients.
+    let cases = [
+        case("cond then", vec![pos(&[3], 1), x(&[3], 2)], &[0, 1], |x| {
+            let p = x[0].reduce_sum(None, false)?.greater(0.0)?;
+            ff::cond(&p, || &x[0].square()? * &x[1], || x[1].sin())
+        }),
+        case("cond else", vec![f64s(&[3], 3, -2.0, -0.5), x(&[3], 4)], &[0, 1], |x| {
+            let p = x[0].reduce_sum(None, false)?.greater(0.0)?;
+            ff::cond(&p, || &x[0].square()? * &x[1], || &x[1].sin()? * &x[0])
+        }),
+        case("cond, two outputs", vec![pos(&[2], 5)], &[0], |x| {
+            let p = x[0].reduce_sum(None, false)?.greater(0.0)?;
+            let (a, b) = ff::cond(&p, || Ok((x[0].exp()?, x[0].square()?)), || Ok((x[0].clone(), x[0].clone())))?;
+            &a * &b
+        }),
+    ];
+    cases.iter().for_each(check);
+}
+
+#[test]
+fn cond_reading_a_variable_differentiates_in_a_graph() {
+    let w = ff::Variable::new(Tensor::from_slice(&[1.5f64, -0.5], &[2]).unwrap()).unwrap();
+    let w2 = w.clone();
+    let f = ff::function(move |x: &Tensor| -> ff::Result<Vec<Tensor>> {
+        let tape = GradientTape::new();
+        let p = x.reduce_sum(None, false)?.greater(0.0)?;
+        let y = ff::cond(&p, || (&w2.value() * x)?.exp(), || x.square())?;
+        let l = y.reduce_sum(None, false)?;
+        Ok(tape.gradient(&l, &[&w2])?.into_iter().map(|g| g.expect("connected")).collect())
+    });
+    let xv = Tensor::from_slice(&[0.5f64, 1.0], &[2]).unwrap();
+    let g = f.call((&xv,)).unwrap();
+    // d/dw sum(exp(w x)) = x exp(w x).
+    let want: Vec<f64> = [(1.5f64, 0.5f64), (-0.5, 1.0)].iter().map(|(w, x)| x * (w * x).exp()).collect();
+    for (a, b) in vals(&g[0]).iter().zip(&want) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn traced_while_loop_gradient_is_a_typed_error_and_eager_loops_just_run() {
+    let body = |x: &Tensor| -> ff::Result<Option<Tensor>> {
+        let tape = GradientTape::new();
+        tape.watch(x);
+        let out = ff::while_loop(
+            |v| v[1].less(3i64),
+            |v| Ok(vec![(&v[0] * &v[0])?, (&v[1] + 1i64)?]),
+            vec![x.clone(), Tensor::scalar(0i64)],
+        )?;
+        Ok(tape.gradient(&out[0], &[x])?.remove(0))
+    };
+    // Eagerly: x^8, so 8 x^7.
+    let x = Tensor::scalar(1.5f64);
+    let g = body(&x).unwrap().unwrap();
+    assert!((vals(&g)[0] - 8.0 * 1.5f64.powi(7)).abs() < 1e-9);
+    let f = ff::function(move |x: &Tensor| body(x).map(|g| g.expect("connected")));
+    let e = f.call((&x,)).unwrap_err();
+    assert!(matches!(e, ff::Error::NoGradient { op: "while_loop", .. }), "{e}");
+}
+
+/// A small regression model, trained one step at a time: forward, loss, gradient, update.
+fn train_step(w: &ff::Variable, b: &ff::Variable, x: &Tensor, y: &Tensor) -> ff::Result<Tensor> {
+    let tape = GradientTape::new();
+    let h = (&x.matmul(w.value())? + &b.value())?.tanh()?;
+    let loss = (&h - y)?.square()?.reduce_mean(None, false)?;
+    let g = tape.gradient(&loss, &[w, b])?;
+    let (gw, gb) = (g[0].clone().expect("w is connected"), g[1].clone().expect("b is connected"));
+    let (uw, ub): (Tensor, Tensor) = ((&gw * 0.5)?, (&gb * 0.5)?);
+    w.assign_sub(&uw)?;
+    b.assign_sub(&ub)?;
+    Ok(loss)
+}
+
+#[test]
+fn traced_training_step_matches_eager_and_holds_the_backward_pass() {
+    let (x, y) = (f64s(&[8, 3], 1, -1.0, 1.0), f64s(&[8, 2], 2, -0.5, 0.5));
+    let w0 = f64s(&[3, 2], 3, -0.5, 0.5);
+    let b0 = Tensor::from_vec(vec![0.0f64, 0.0], &[2]).unwrap();
+    let (we, be) = (ff::Variable::new(&w0).unwrap(), ff::Variable::new(&b0).unwrap());
+    let (wt, bt) = (ff::Variable::new(&w0).unwrap(), ff::Variable::new(&b0).unwrap());
+    let (wt2, bt2) = (wt.clone(), bt.clone());
+    let step = ff::function(move |x: &Tensor, y: &Tensor| train_step(&wt2, &bt2, x, y));
+    let mut losses = vec![];
+    for _ in 0..5 {
+        let le = vals(&train_step(&we, &be, &x, &y).unwrap())[0];
+        let lt = vals(&step.call((&x, &y)).unwrap())[0];
+        assert!((le - lt).abs() <= 1e-12 * le.abs(), "loss eager {le} vs traced {lt}");
+        losses.push(le);
+    }
+    assert_eq!(step.tracing_count(), 1);
+    assert!(losses[4] < losses[0], "the loss falls: {losses:?}");
+    for (a, b) in [(&we, &wt), (&be, &bt)] {
+        for (p, q) in vals(&a.value()).iter().zip(vals(&b.value())) {
+            assert!((p - q).abs() <= 1e-12, "{p} vs {q}");
+        }
+    }
+    // The traced graph holds the backward pass: the forward matmul and the gradient's one
+    // for w (none for x, which nobody asked about), tanh's derivative, the updates.
+    let cf = step.get_concrete_function((&x, &y)).unwrap();
+    let ops = cf.graph().op_counts();
+    assert_eq!(ops.get("matmul"), Some(&2), "{}", cf.graph());
+    assert_eq!(ops.get("assign_sub"), Some(&2));
+    assert_eq!(ops.get("read_variable"), Some(&2));
+    assert!(ops.get("reduce_sum").is_some_and(|&n| n >= 1), "the bias gradient sums the batch");
+}
+
+#[test]
+fn function_called_under_an_eager_tape_is_differentiable() {
+    let v = ff::Variable::new(Tensor::from_slice(&[0.5f64, 2.0], &[2]).unwrap()).unwrap();
+    let v2 = v.clone();
+    let f = ff::function(move |x: &Tensor, y: &Tensor| -> ff::Result<(Tensor, Tensor)> {
+        let a = (&x.sin()? * &v2.value())?;
+        Ok(((&a * y)?, y.clone()))
+    });
+    let (x, y) = (f64s(&[2], 1, -1.0, 1.0), f64s(&[2], 2, -1.0, 1.0));
+    for round in 0..2 {
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        tape.watch(&y);
+        let (out, same_y) = f.call((&x, &y)).unwrap();
+        let l = (&out.reduce_sum(None, false).unwrap() + &same_y.reduce_sum(None, false).unwrap()).unwrap();
+        let g = tape.gradient(&l, &[&x as &dyn ff::GradSource, &y, &v]).unwrap();
+        let (xs, ys, vs) = (vals(&x), vals(&y), vals(&v.value()));
+        for i in 0..2 {
+            let gx = xs[i].cos() * vs[i] * ys[i];
+            let gy = xs[i].sin() * vs[i] + 1.0; // the returned y counts once
+            let gv = xs[i].sin() * ys[i];
+            for (k, want) in [gx, gy, gv].into_iter().enumerate() {
+                let got = vals(g[k].as_ref().expect("connected"))[i];
+                assert!((got - want).abs() < 1e-12, "round {round} source {k}[{i}]: {got} vs {want}");
+            }
+        }
+    }
+    assert_eq!(f.tracing_count(), 1);
+}
+
+#[test]
+fn nested_tapes_give_second_derivatives() {
+    let x = Tensor::scalar(1.5f64);
+    let outer = GradientTape::new();
+    outer.watch(&x);
+    let inner = GradientTape::new();
+    inner.watch(&x);
+    let y = (&(&x * &x).unwrap() * &x).unwrap(); // x^3
+    let dy = inner.gradient(&y, &[&x]).unwrap().remove(0).unwrap(); // 3x^2
+    let d2y = outer.gradient(&dy, &[&x]).unwrap().remove(0).unwrap(); // 6x
+    assert!((vals(&dy)[0] - 3.0 * 1.5 * 1.5).abs() < 1e-12);
+    assert!((vals(&d2y)[0] - 9.0).abs() < 1e-12);
+}
+
+/// Timing of one MLP training step (784-256-10, batch 128, f32), eager and traced. Not a
+/// benchmark (see `benches/`): run with `--ignored --nocapture` for a quick look.
+#[test]
+#[ignore]
+fn mlp_step_timing() {
+    let x = f64s(&[128, 784], 1, 0.0, 1.0).cast(DType::F32).unwrap();
+    let labels =
+        ff::one_hot(Tensor::from_vec((0..128).map(|i| i % 10).collect::<Vec<i64>>(), &[128]).unwrap(), 10).unwrap();
+    let mk = |s, shape: &[usize], a: f64| ff::Variable::new(f64s(shape, s, -a, a).cast(DType::F32).unwrap()).unwrap();
+    let vars = [mk(2, &[784, 256], 0.08), mk(3, &[256], 0.0), mk(4, &[256, 10], 0.15), mk(5, &[10], 0.0)];
+    let step = |v: &[ff::Variable], x: &Tensor, y: &Tensor| -> ff::Result<Tensor> {
+        let tape = GradientTape::new();
+        let h = (&x.matmul(v[0].value())? + &v[1].value())?.relu()?;
+        let logits = (&h.matmul(v[2].value())? + &v[3].value())?;
+        let loss = (y * &logits.log_softmax(-1)?)?.reduce_sum(Some(&[-1]), false)?.reduce_mean(None, false)?.neg()?;
+        let g = tape.gradient(&loss, v)?;
+        for (var, g) in v.iter().zip(g) {
+            let u: Tensor = (&g.expect("connected") * 0.1f32)?;
+            var.assign_sub(&u)?;
+        }
+        Ok(loss)
+    };
+    let v2 = vars.clone();
+    let traced = ff::function(move |x: &Tensor, y: &Tensor| step(&v2, x, y));
+    let time = |f: &dyn Fn() -> f32| {
+        for _ in 0..5 {
+            f();
+        }
+        let t = std::time::Instant::now();
+        let n = 50;
+        for _ in 0..n {
+            f();
+        }
+        t.elapsed().as_secs_f64() * 1e3 / n as f64
+    };
+    let e = time(&|| vals(&step(&vars, &x, &labels).unwrap())[0] as f32);
+    let t = time(&|| vals(&traced.call((&x, &labels)).unwrap())[0] as f32);
+    let cf = traced.get_concrete_function((&x, &labels)).unwrap();
+    println!("{}", cf.optimized_graph());
+    println!("mlp step: eager {e:.3} ms, traced {t:.3} ms, ratio {:.2}", e / t);
+}
+
+#[test]
+fn traced_variable_read_twice_sums_and_f32_matches_f64() {
+    let w64 = f64s(&[3, 2], 7, -1.0, 1.0);
+    let x64 = f64s(&[4, 3], 8, -1.0, 1.0);
+    let body = |w: &ff::Variable, x: &Tensor| -> ff::Result<Tensor> {
+        let tape = GradientTape::new();
+        let h = x.matmul(w.value())?.sigmoid()?;
+        let l = (&h * &x.matmul(w.value())?)?.reduce_sum(None, false)?; // w read twice
+        Ok(tape.gradient(&l, &[w])?.remove(0).expect("connected"))
+    };
+    let want = body(&ff::Variable::new(&w64).unwrap(), &x64).unwrap();
+    for dt in [DType::F64, DType::F32] {
+        let w = ff::Variable::new(w64.cast(dt).unwrap()).unwrap();
+        let w2 = w.clone();
+        let f = ff::function(move |x: &Tensor| body(&w2, x));
+        let got = f.call((&x64.cast(dt).unwrap(),)).unwrap();
+        assert_eq!(got.dtype(), dt);
+        let tol = if dt == DType::F64 { 1e-12 } else { 1e-5 };
+        for (a, b) in vals(&got).iter().zip(vals(&want)) {
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{dt}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn unknown_batch_dim_training_step() {
+    // An input_signature with an unknown batch dim: the gradient of the mean and of the
+    // broadcast bias cannot use static shapes, and still match eager.
+    let w0 = f64s(&[3, 2], 3, -0.5, 0.5);
+    let b0 = Tensor::from_vec(vec![0.1f64, -0.1], &[2]).unwrap();
+    let (we, be) = (ff::Variable::new(&w0).unwrap(), ff::Variable::new(&b0).unwrap());
+    let (wt, bt) = (ff::Variable::new(&w0).unwrap(), ff::Variable::new(&b0).unwrap());
+    let sig =
+        vec![ff::TensorSpec::new(&[None, Some(3)], DType::F64), ff::TensorSpec::new(&[None, Some(2)], DType::F64)];
+    let opts = FunctionOptions { input_signature: Some(sig), ..Default::default() };
+    let step = ff::function_with(opts, move |x: &Tensor, y: &Tensor| train_step(&wt, &bt, x, y));
+    for n in [5usize, 8, 3] {
+        let (x, y) = (f64s(&[n, 3], n as u64, -1.0, 1.0), f64s(&[n, 2], 10 + n as u64, -0.5, 0.5));
+        let le = vals(&train_step(&we, &be, &x, &y).unwrap())[0];
+        let lt = vals(&step.call((&x, &y)).unwrap())[0];
+        assert!((le - lt).abs() <= 1e-12 * le.abs(), "batch {n}: loss eager {le} vs traced {lt}");
+    }
+    assert_eq!(step.tracing_count(), 1);
+}
+
+#[test]
+fn half_precision_gradients_follow_f64() {
+    // f16 and bf16 run the same rules; their gradients match f64 to their precision.
+    let x64 = f64s(&[2, 3], 21, -1.0, 1.0);
+    let w64 = f64s(&[3, 2], 22, -1.0, 1.0);
+    let grads = |dt: DType| -> Vec<Vec<f64>> {
+        let (x, w) = (x64.cast(dt).unwrap(), w64.cast(dt).unwrap());
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        tape.watch(&w);
+        let y = x.matmul(&w).unwrap().tanh().unwrap().softmax(-1).unwrap().reduce_max(Some(&[0]), false).unwrap();
+        let g = tape.gradient(&y, &[&x, &w]).unwrap();
+        g.iter().map(|g| vals(g.as_ref().expect("connected"))).collect()
+    };
+    let want = grads(DType::F64);
+    for (dt, tol) in [(DType::F16, 1e-2), (DType::BF16, 5e-2), (DType::F32, 1e-5)] {
+        for (a, b) in grads(dt).iter().flatten().zip(want.iter().flatten()) {
+            assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{dt}: {a} vs {b}");
+        }
+    }
 }
