@@ -135,6 +135,19 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 
+    // ---- files -------------------------------------------------------------------------
+    /// Reading or writing a file failed (`ff::io`): the path, what was being done, and the
+    /// operating system's error as the `source()` when there is one.
+    #[error("{op}: {path}: {message}{}", at(.location))]
+    Io {
+        op: &'static str,
+        path: std::path::PathBuf,
+        message: String,
+        #[source]
+        source: Option<std::io::Error>,
+        location: Option<Loc>,
+    },
+
     // ---- sparse ------------------------------------------------------------------------
     /// COO indices that are out of bounds, repeated or out of canonical (row-major) order,
     /// as TensorFlow checks them: `entry` is the row of `indices` at fault, `index` its value
@@ -202,7 +215,8 @@ impl Error {
             | Error::VariableCreatedOnNonFirstCall { location, .. }
             | Error::NotOnHost { location, .. }
             | Error::DeviceUnavailable { location, .. }
-            | Error::InvalidSparseIndices { location, .. } => *location,
+            | Error::InvalidSparseIndices { location, .. }
+            | Error::Io { location, .. } => *location,
             Error::SignatureMismatch { .. } | Error::Gpu { .. } => None,
         }
     }
@@ -221,7 +235,8 @@ impl Error {
             | Error::VariableCreatedOnNonFirstCall { location, .. }
             | Error::NotOnHost { location, .. }
             | Error::DeviceUnavailable { location, .. }
-            | Error::InvalidSparseIndices { location, .. } => {
+            | Error::InvalidSparseIndices { location, .. }
+            | Error::Io { location, .. } => {
                 if location.is_none() {
                     *location = Some(loc);
                 }

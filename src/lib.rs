@@ -19,6 +19,7 @@
 //! The book (`book/`) teaches the library; `ARCHITECTURE.md` maps the code.
 
 pub mod config;
+pub mod data;
 mod device;
 mod dtype;
 mod error;
@@ -26,6 +27,9 @@ pub mod function;
 pub mod graph;
 pub mod image;
 pub mod interop;
+pub mod io;
+pub mod nn;
+pub mod optim;
 pub mod random;
 mod shape;
 pub mod sparse;
