@@ -101,7 +101,7 @@ impl Variable {
     /// The current value; inside a traced function, a node reading it on every call.
     #[track_caller]
     pub fn value(&self) -> Tensor {
-        match active() {
+        let t = match active() {
             Some(t) => t.add_node(
                 NodeOp::ReadVariable(self.clone()),
                 smallvec![],
@@ -110,7 +110,10 @@ impl Variable {
                 Some(Loc::caller()),
             ),
             None => self.current(),
-        }
+        };
+        // A read while a gradient tape records: the tape may watch it (trainable variables
+        // are watched automatically), which gives the read its own handle.
+        if crate::autograd::is_recording() { crate::autograd::on_read(self, t) } else { t }
     }
 
     /// The stored value (never symbolic).

@@ -9,6 +9,7 @@ mod data;
 mod dtypes;
 mod errors;
 mod function;
+mod gradients;
 mod interop;
 mod io;
 mod ir_check;
