@@ -23,3 +23,4 @@ mod random;
 mod sparse;
 mod tidy;
 mod traced_props;
+mod training;
