@@ -31,6 +31,7 @@ pub mod interop;
 pub mod io;
 pub mod nn;
 pub mod optim;
+pub mod profiler;
 pub mod random;
 mod shape;
 pub mod sparse;

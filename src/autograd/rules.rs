@@ -180,8 +180,11 @@ pub(crate) fn vjp(op: &PrimOp, x: &[Tensor], y: &Tensor, g: &Tensor, need: &[boo
                     select(&cmp_s(BinaryOp::Greater, x0, 0.0, loc)?, g, &neg, loc)?
                 }
                 UnaryOp::Square => mul(g, &mul_s(x0, 2.0, loc)?, loc)?,
-                // Gated by x > 0, as TensorFlow's ReluGrad (0 at 0).
-                UnaryOp::Relu => select(&cmp_s(BinaryOp::Greater, x0, 0.0, loc)?, g, &konst(0.0, g.dtype()), loc)?,
+                // TensorFlow's ReluGrad, gated by the output y > 0 (the same as x > 0, 0 at 0):
+                // one elementwise primitive that the optimizer fuses into the epilogue of the
+                // matmul producing `g`; and reading `y`, not `x`, leaves `x` with one reader,
+                // so the forward relu fuses into its own matmul's epilogue too.
+                UnaryOp::Relu => bin(BinaryOp::ReluGrad, g, y, loc)?,
                 UnaryOp::Exp => mul(g, y, loc)?,
                 UnaryOp::Log => div(g, x0, loc)?,
                 UnaryOp::Sqrt => div(&mul_s(g, 0.5, loc)?, y, loc)?,
@@ -250,6 +253,8 @@ pub(crate) fn vjp(op: &PrimOp, x: &[Tensor], y: &Tensor, g: &Tensor, need: &[boo
                 }
                 // Piecewise constant (TensorFlow registers no gradient): none.
                 BinaryOp::FloorDiv => (None, None),
+                // relu_grad(a, y) is linear in `a` under the same gate; piecewise constant in `y`.
+                BinaryOp::ReluGrad => (if n(0) { Some(bin(BinaryOp::ReluGrad, g, bb, loc)?) } else { None }, None),
                 // Bool outputs: not differentiable.
                 BinaryOp::Equal
                 | BinaryOp::NotEqual

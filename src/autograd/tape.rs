@@ -94,7 +94,9 @@ pub(crate) type BackwardFn =
 pub(crate) enum EntryOp {
     Prim(PrimOp),
     #[allow(dead_code)] // made by the traced cond and function-call hooks
-    Custom { backward: BackwardFn },
+    Custom {
+        backward: BackwardFn,
+    },
 }
 
 struct Entry {

@@ -40,6 +40,22 @@ enum StepOp {
     Fused(Arc<Fusion>, Option<(crate::shape::Shape, crate::dtype::DType)>),
 }
 
+impl StepOp {
+    /// The profiler's name for a step that does work; `None` for bookkeeping steps.
+    fn profiled_name(&self) -> Option<&'static str> {
+        match self {
+            StepOp::Input(_) | StepOp::Const(_) | StepOp::Project(_) => None,
+            StepOp::Prim(p, _) => Some(p.name()),
+            StepOp::Fused(f, _) => Some(f.name()),
+            StepOp::Print => Some("print"),
+            StepOp::Read(_) => Some("read_variable"),
+            StepOp::Assign(..) => Some("assign_variable"),
+            StepOp::Cond { .. } => Some("cond"),
+            StepOp::While { .. } => Some("while_loop"),
+        }
+    }
+}
+
 struct Step {
     op: StepOp,
     args: SmallVec<[usize; 3]>,
@@ -152,6 +168,7 @@ impl Plan {
     pub(crate) fn run(&self, args: &[&Tensor]) -> Result<Vec<Tensor>> {
         let mut slots: Vec<Option<Value<'_>>> = vec![None; self.steps.len()];
         for (s, step) in self.steps.iter().enumerate() {
+            let _span = step.op.profiled_name().map(|n| crate::profiler::op_span(n, crate::Device::Cpu));
             let value = match self.in_place(step, &mut slots) {
                 Some(v) => v,
                 None => self.step(step, &slots, args),

@@ -169,6 +169,7 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
     let out = if inputs.iter().any(|t| t.is_symbolic()) || (!weak_literal && crate::graph::trace::active().is_some()) {
         crate::graph::trace::record(op, inputs, shape, dtype, loc)?
     } else {
+        let _span = crate::profiler::op_span(op.name(), crate::Device::Cpu);
         crate::backend::cpu::execute(&op, inputs, shape, dtype).map_err(|e| e.at(loc))?
     };
     if let Some(op) = taped {

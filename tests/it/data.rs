@@ -224,3 +224,26 @@ fn dataset_errors_are_variants() {
     f.call((&rows(2),)).unwrap();
     let _ = DType::F32;
 }
+
+#[test]
+fn iterating_runs_one_op_per_component_per_batch_and_copies_nothing_across_devices() {
+    // Counted with the profiler on this thread: a shuffled batch is one gather per
+    // component; nothing else runs (no conversion of host data), and no host<->device copy.
+    let n = 64;
+    let y = Tensor::from_slice(&(0..n as i64).collect::<Vec<_>>(), &[n]).unwrap();
+    let ds = Dataset::from_tensor_slices((rows(n), y)).unwrap().shuffle(n, Some(1)).batch(16).repeat(2);
+    let before = ff::profiler::thread_transfers();
+    let prof = ff::profiler::Profiler::start();
+    let mut batches = 0;
+    for b in &ds {
+        b.unwrap();
+        batches += 1;
+    }
+    let profile = prof.stop();
+    let copies = ff::profiler::thread_transfers() - before;
+    assert_eq!(batches, 8);
+    assert_eq!(copies.total_count(), 0);
+    let names: Vec<&str> = profile.thread_events().iter().map(|e| e.name).collect();
+    assert_eq!(names.len(), 2 * batches, "one op per component per batch: {names:?}");
+    assert!(names.iter().all(|&n| n == "gather"), "{names:?}");
+}
