@@ -55,3 +55,9 @@ mod sparse {}
 // The README's sample, too.
 #[doc = include_str!("../README.md")]
 mod readme {}
+
+#[doc = include_str!("../book/src/models.md")]
+mod models {}
+
+#[doc = include_str!("../book/src/data-pipeline.md")]
+mod data_pipeline {}

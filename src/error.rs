@@ -143,6 +143,19 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 
+    // ---- files -------------------------------------------------------------------------
+    /// Reading or writing a file failed (`ff::io`): the path, what was being done, and the
+    /// operating system's error as the `source()` when there is one.
+    #[error("{op}: {path}: {message}{}", at(.location))]
+    Io {
+        op: &'static str,
+        path: std::path::PathBuf,
+        message: String,
+        #[source]
+        source: Option<std::io::Error>,
+        location: Option<Loc>,
+    },
+
     // ---- sparse ------------------------------------------------------------------------
     /// COO indices that are out of bounds, repeated or out of canonical (row-major) order,
     /// as TensorFlow checks them: `entry` is the row of `indices` at fault, `index` its value
@@ -211,6 +224,7 @@ impl Error {
             | Error::NotOnHost { location, .. }
             | Error::DeviceUnavailable { location, .. }
             | Error::InvalidSparseIndices { location, .. }
+            | Error::Io { location, .. }
             | Error::TapeExhausted { location }
             | Error::NoGradient { location, .. } => *location,
             Error::SignatureMismatch { .. } | Error::Gpu { .. } => None,
@@ -232,6 +246,7 @@ impl Error {
             | Error::NotOnHost { location, .. }
             | Error::DeviceUnavailable { location, .. }
             | Error::InvalidSparseIndices { location, .. }
+            | Error::Io { location, .. }
             | Error::TapeExhausted { location }
             | Error::NoGradient { location, .. } => {
                 if location.is_none() {

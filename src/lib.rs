@@ -20,6 +20,7 @@
 
 mod autograd;
 pub mod config;
+pub mod data;
 mod device;
 mod dtype;
 mod error;
@@ -27,6 +28,9 @@ pub mod function;
 pub mod graph;
 pub mod image;
 pub mod interop;
+pub mod io;
+pub mod nn;
+pub mod optim;
 pub mod profiler;
 pub mod random;
 mod shape;

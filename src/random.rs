@@ -47,7 +47,7 @@ pub fn set_seed(seed: u64) {
     OP_COUNTER.store(0, Ordering::Relaxed);
 }
 
-fn op_seed(seed: Option<u64>) -> u64 {
+pub(crate) fn op_seed(seed: Option<u64>) -> u64 {
     seed.unwrap_or_else(|| {
         let n = OP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let w = philox(n, GLOBAL_SEED.load(Ordering::Relaxed));
@@ -124,6 +124,45 @@ pub fn uniform(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tenso
         };
     let f = |w: [u32; 4]| [unit(w[0], w[1]).min(below_one), unit(w[2], w[3]).min(below_one)];
     crate::with_dtype!(dtype, T => Ok(Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))))
+}
+
+/// Standard normal values with every draw beyond two standard deviations redrawn (as
+/// `tf.random.truncated_normal`; the result's stddev is about 0.88). Element `i` tries
+/// counters `i`, `i + 2^40`, `i + 2^41`, ... until a draw lands in `[-2, 2]`, so it still
+/// depends only on `(seed, i)`.
+#[track_caller]
+pub fn truncated_normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor> {
+    let loc = Loc::caller();
+    float_only("random::truncated_normal", dtype, loc)?;
+    let n = Shape::checked_num_elements("random::truncated_normal", shape).map_err(|e| e.at(loc))?;
+    let s = op_seed(seed);
+    let one = |i: usize| -> f64 {
+        let mut k = 0u64;
+        loop {
+            let w = philox(i as u64 + (k << 40), s ^ 0x7275_6E63_6174_6564);
+            let u1 = 1.0 - unit(w[0], w[1]);
+            let u2 = unit(w[2], w[3]);
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            if z.abs() <= 2.0 {
+                return z;
+            }
+            k += 1;
+        }
+    };
+    crate::with_dtype!(dtype, T => {
+        let mut out = vec![T::default(); n];
+        let fill = |(bi, chunk): (usize, &mut [T])| {
+            for (j, o) in chunk.iter_mut().enumerate() {
+                *o = T::from_f64(one(bi * 8192 + j));
+            }
+        };
+        if n >= 1 << 15 {
+            out.par_chunks_mut(8192).enumerate().for_each(fill);
+        } else {
+            out.chunks_mut(8192).enumerate().for_each(fill);
+        }
+        Ok(Tensor::from_vec_unchecked(out, Shape::new(shape)))
+    })
 }
 
 #[cfg(test)]

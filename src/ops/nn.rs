@@ -22,7 +22,7 @@ pub fn matmul_with(a: impl IntoTensor, b: impl IntoTensor, transpose_a: bool, tr
     mm(&arg(a, loc)?, &arg(b, loc)?, transpose_a, transpose_b, loc)
 }
 
-fn mm(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool, loc: Loc) -> Result<Tensor> {
+pub(crate) fn mm(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool, loc: Loc) -> Result<Tensor> {
     let (ca, cb);
     let (a, b) = if a.dtype() != b.dtype() {
         let d = crate::op::promote::unify("matmul", a, b).map_err(|e| e.at(loc))?;
@@ -35,7 +35,7 @@ fn mm(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool, loc: Loc) ->
     apply(PrimOp::MatMul { transpose_a, transpose_b }, &[a, b], loc)
 }
 
-fn soft(x: &Tensor, axis: isize, log: bool, loc: Loc) -> Result<Tensor> {
+pub(crate) fn soft(x: &Tensor, axis: isize, log: bool, loc: Loc) -> Result<Tensor> {
     let name = if log { "log_softmax" } else { "softmax" };
     let rank = x.rank().max(1);
     let axis = normalize_axis(name, axis, rank).map_err(|e| e.at(loc))?;

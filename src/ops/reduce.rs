@@ -8,7 +8,7 @@ use crate::op::{ArgOp, PrimOp, ReduceOp, apply};
 use crate::shape::{normalize_axes, normalize_axis};
 use crate::tensor::Tensor;
 
-fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims: bool, loc: Loc) -> Result<Tensor> {
+pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims: bool, loc: Loc) -> Result<Tensor> {
     let axes = normalize_axes(op.name(), axes, x.rank()).map_err(|e| e.at(loc))?;
     apply(PrimOp::Reduce { op, axes, keepdims }, &[x], loc)
 }

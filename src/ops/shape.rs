@@ -52,11 +52,11 @@ fn as_spec(d: usize) -> isize {
     if d == UNKNOWN { -1 } else { d as isize }
 }
 
-fn transpose_impl(x: &Tensor, perm: &[usize], loc: Loc) -> Result<Tensor> {
+pub(crate) fn transpose_impl(x: &Tensor, perm: &[usize], loc: Loc) -> Result<Tensor> {
     apply(PrimOp::Transpose(perm.iter().copied().collect()), &[x], loc)
 }
 
-fn expand_dims_impl(x: &Tensor, axis: isize, loc: Loc) -> Result<Tensor> {
+pub(crate) fn expand_dims_impl(x: &Tensor, axis: isize, loc: Loc) -> Result<Tensor> {
     let a = normalize_axis("expand_dims", axis, x.rank() + 1).map_err(|e| e.at(loc))?;
     let mut dims: Vec<isize> = x.shape().iter().map(|&d| as_spec(d)).collect();
     dims.insert(a, 1);
@@ -86,7 +86,7 @@ fn squeeze_impl(x: &Tensor, axes: Option<&[isize]>, loc: Loc) -> Result<Tensor> 
     reshape_impl(x, &dims, loc)
 }
 
-fn concat_impl(xs: &[Tensor], axis: isize, loc: Loc) -> Result<Tensor> {
+pub(crate) fn concat_impl(xs: &[Tensor], axis: isize, loc: Loc) -> Result<Tensor> {
     let Some(first) = xs.first() else {
         return Err(Error::InvalidArgument {
             op: "concat",
@@ -99,7 +99,7 @@ fn concat_impl(xs: &[Tensor], axis: isize, loc: Loc) -> Result<Tensor> {
     apply(PrimOp::Concat(a), &refs, loc)
 }
 
-fn slice_impl(x: &Tensor, begin: &[usize], size: &[isize], loc: Loc) -> Result<Tensor> {
+pub(crate) fn slice_impl(x: &Tensor, begin: &[usize], size: &[isize], loc: Loc) -> Result<Tensor> {
     if begin.len() != x.rank() || size.len() != x.rank() {
         return Err(Error::InvalidArgument {
             op: "slice",
@@ -161,12 +161,12 @@ fn split_impl(x: &Tensor, spec: SplitSpec, axis: isize, loc: Loc) -> Result<Vec<
     Ok(out)
 }
 
-fn gather_impl(x: &Tensor, idx: &Tensor, axis: isize, loc: Loc) -> Result<Tensor> {
+pub(crate) fn gather_impl(x: &Tensor, idx: &Tensor, axis: isize, loc: Loc) -> Result<Tensor> {
     let a = normalize_axis("gather", axis, x.rank()).map_err(|e| e.at(loc))?;
     apply(PrimOp::Gather(a), &[x, idx], loc)
 }
 
-fn one_hot_impl(idx: &Tensor, depth: usize, loc: Loc) -> Result<Tensor> {
+pub(crate) fn one_hot_impl(idx: &Tensor, depth: usize, loc: Loc) -> Result<Tensor> {
     apply(PrimOp::OneHot { depth, dtype: DType::F32 }, &[idx], loc)
 }
 
