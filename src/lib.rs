@@ -26,6 +26,8 @@ pub mod function;
 pub mod graph;
 pub mod image;
 pub mod interop;
+mod placement;
+pub mod profiler;
 pub mod random;
 mod shape;
 pub mod sparse;
@@ -38,7 +40,7 @@ pub(crate) mod op;
 pub(crate) mod ops;
 pub(crate) mod tensor;
 
-pub use config::PromotionMode;
+pub use config::{DevicePolicy, PromotionMode};
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Loc, Result, SparseIndexProblem};
@@ -59,6 +61,7 @@ pub use ops::reduce::{argmax, argmin, reduce_max, reduce_mean, reduce_min, reduc
 pub use ops::shape::{
     SplitSpec, broadcast_to, concat, expand_dims, gather, one_hot, reshape, slice, split, squeeze, stack, transpose,
 };
+pub use placement::{IntoDevice, devices, with_device};
 pub use shape::Shape;
 pub use sparse::{SparseOptions, SparseTensor};
 pub use tensor::Tensor;

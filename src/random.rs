@@ -103,7 +103,9 @@ pub fn normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor
         let t = 2.0 * std::f64::consts::PI * u2;
         [r * t.cos(), r * t.sin()]
     };
-    crate::with_dtype!(dtype, T => Ok(Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))))
+    crate::placement::place_created(
+        crate::with_dtype!(dtype, T => Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))),
+    )
 }
 
 /// Uniform values in `[0, 1)`, for every float dtype: a draw that would round up to 1 in
@@ -123,7 +125,9 @@ pub fn uniform(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tenso
             _ => 2f64.powi(-53),
         };
     let f = |w: [u32; 4]| [unit(w[0], w[1]).min(below_one), unit(w[2], w[3]).min(below_one)];
-    crate::with_dtype!(dtype, T => Ok(Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))))
+    crate::placement::place_created(
+        crate::with_dtype!(dtype, T => Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))),
+    )
 }
 
 #[cfg(test)]

@@ -252,7 +252,7 @@ impl Plan {
             StepOp::Prim(p, known) => {
                 arity(step.args.len())?;
                 Value::One(match known {
-                    Some((shape, dtype)) => crate::backend::cpu::execute(p, &ins, shape.clone(), *dtype)?,
+                    Some((shape, dtype)) => crate::placement::run(p, &ins, shape.clone(), *dtype)?,
                     None => crate::op::execute(p, &ins)?,
                 })
             }
@@ -262,7 +262,7 @@ impl Plan {
                     Some((shape, _)) => shape.clone(),
                     None => f.infer(&ins)?.0,
                 };
-                Value::One(crate::backend::cpu::fused::run(f, &ins, shape, None)?)
+                Value::One(crate::placement::run_fused(f, &ins, shape)?)
             }
             StepOp::Print => {
                 arity(1)?;

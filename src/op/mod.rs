@@ -166,7 +166,7 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
     if inputs.iter().any(|t| t.is_symbolic()) || (!weak_literal && crate::graph::trace::active().is_some()) {
         return crate::graph::trace::record(op, inputs, shape, dtype, loc);
     }
-    crate::backend::cpu::execute(&op, inputs, shape, dtype).map_err(|e| e.at(loc))
+    crate::placement::run(&op, inputs, shape, dtype).map_err(|e| e.at(loc))
 }
 
 /// Runs one primitive on concrete inputs (the graph executor's step): inference on the
@@ -174,5 +174,5 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
 #[inline]
 pub(crate) fn execute(op: &PrimOp, inputs: &[&Tensor]) -> Result<Tensor> {
     let (shape, dtype) = infer::infer(op, inputs)?;
-    crate::backend::cpu::execute(op, inputs, shape, dtype)
+    crate::placement::run(op, inputs, shape, dtype)
 }
