@@ -23,6 +23,7 @@ mod device;
 mod dtype;
 mod error;
 pub mod function;
+pub mod gpu;
 pub mod graph;
 pub mod image;
 pub mod interop;

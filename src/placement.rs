@@ -179,7 +179,11 @@ fn requested(inputs: &[&Tensor]) -> Device {
 
 /// Whether host rank-0 inputs of `op` are passed to the GPU kernel as parameters (no copy).
 fn takes_scalars(op: &PrimOp) -> bool {
-    matches!(op, PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Select | PrimOp::Cast(_))
+    match op {
+        PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Select => true,
+        PrimOp::Cast(to) => *to != DType::I64,
+        _ => false,
+    }
 }
 
 fn is_host_scalar(t: &Tensor) -> bool {

@@ -396,7 +396,7 @@ impl fmt::Display for Profile {
                 None => rows.push((name, e.device, 1, e.duration, e.bytes)),
             }
         }
-        rows.sort_by(|a, b| b.3.cmp(&a.3));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.3));
         writeln!(f, "profile: {} events in {:.3} ms", self.events.len(), self.elapsed.as_secs_f64() * 1e3)?;
         writeln!(
             f,

@@ -8,6 +8,7 @@ mod creation;
 mod dtypes;
 mod errors;
 mod function;
+mod gpu;
 mod interop;
 mod ir_check;
 mod op_table;

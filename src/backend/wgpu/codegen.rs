@@ -51,8 +51,10 @@ pub(crate) fn prelude(t: DType) -> String {
     match t {
         DType::F32 => s.push_str(
             r#"
-fn ff_max(a: f32, b: f32) -> f32 { if (a > b || a != a) { return a; } return b; }
-fn ff_min(a: f32, b: f32) -> f32 { if (a < b || a != a) { return a; } return b; }
+// NaN tests on the bits: compilers may fold `x != x` to false.
+fn ff_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn ff_max(a: f32, b: f32) -> f32 { if (a > b || ff_isnan(a)) { return a; } return b; }
+fn ff_min(a: f32, b: f32) -> f32 { if (a < b || ff_isnan(a)) { return a; } return b; }
 fn ff_floor_div(a: f32, b: f32) -> f32 { return floor(a / b); }
 fn ff_erf(x: f32) -> f32 {
     // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
@@ -67,7 +69,7 @@ fn ff_sigmoid(x: f32) -> f32 {
 }
 fn ff_pow(a: f32, b: f32) -> f32 {
     if (b == 0.0 || a == 1.0) { return 1.0; }
-    if (a != a || b != b) { return a + b; }
+    if (ff_isnan(a) || ff_isnan(b)) { return a + b; }
     if (floor(b) == b && abs(b) <= 64.0) {
         // Exact-as-possible integer powers by squaring (what powf gives for small ints).
         var e = u32(abs(b));
@@ -92,6 +94,7 @@ fn ff_pow(a: f32, b: f32) -> f32 {
         ),
         DType::I32 => s.push_str(
             r#"
+fn ff_isnan(x: i32) -> bool { return false; }
 fn ff_max(a: i32, b: i32) -> i32 { return max(a, b); }
 fn ff_min(a: i32, b: i32) -> i32 { return min(a, b); }
 fn ff_floor_div(a: i32, b: i32) -> i32 {
@@ -122,6 +125,7 @@ fn ff_pow(a: i32, b: i32) -> i32 {
         ),
         DType::U8 => s.push_str(
             r#"
+fn ff_isnan(x: u32) -> bool { return false; }
 fn ff_max(a: u32, b: u32) -> u32 { return max(a, b); }
 fn ff_min(a: u32, b: u32) -> u32 { return min(a, b); }
 fn ff_floor_div(a: u32, b: u32) -> u32 { if (b == 0u) { return 0u; } return a / b; }

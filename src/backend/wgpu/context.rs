@@ -32,8 +32,6 @@ pub(crate) struct Ctx {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) ordinal: usize,
-    pub(crate) info: wgpu::AdapterInfo,
-    pub(crate) features: wgpu::Features,
     pub(crate) limits: wgpu::Limits,
     kernels: Mutex<HashMap<String, Arc<Kernel>>>,
     pending: Mutex<Pending>,
@@ -122,8 +120,9 @@ pub(crate) fn ctx(ordinal: usize) -> Result<Arc<Ctx>> {
 fn open(adapter: &wgpu::Adapter, ordinal: usize) -> std::result::Result<Ctx, String> {
     let info = adapter.get_info();
     let limits = adapter.limits();
-    // Only optional features we use: f16 arithmetic where the adapter has it.
-    let features = adapter.features() & wgpu::Features::SHADER_F16;
+    // No optional features: f16/f64/i64 arithmetic is not generated (those dtypes run on
+    // the CPU), so any Vulkan 1.1 adapter will do.
+    let features = wgpu::Features::empty();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("ferroflow"),
         required_features: features,
@@ -151,8 +150,6 @@ fn open(adapter: &wgpu::Adapter, ordinal: usize) -> std::result::Result<Ctx, Str
         device,
         queue,
         ordinal,
-        info,
-        features,
         limits,
         kernels: Mutex::new(HashMap::new()),
         pending: Mutex::new(Pending { encoder: None, dispatches: 0 }),
@@ -210,6 +207,17 @@ pub(crate) fn flush_all() {
     }
 }
 
+/// Submits pending work everywhere and waits for every opened GPU to finish it.
+pub(crate) fn synchronize() -> Result<()> {
+    if let Some(reg) = REGISTRY.get() {
+        for c in reg.ctxs.iter().filter_map(|c| c.get()).filter_map(|c| c.as_ref().ok()) {
+            c.flush()?;
+            c.wait("synchronize")?;
+        }
+    }
+    Ok(())
+}
+
 /// Dispatches recorded before an eager op flushes by itself (bounds the encoder's size).
 const AUTO_FLUSH: usize = 64;
 
@@ -240,7 +248,9 @@ impl Ctx {
         if let Some(e) = v.or(o) {
             let msg = match &e {
                 wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
-                other => other.to_string(),
+                wgpu::Error::Validation { description, .. } | wgpu::Error::Internal { description, .. } => {
+                    description.clone()
+                }
             };
             return Err(gpu_err(op, msg, Some(e)));
         }
@@ -400,17 +410,20 @@ impl Ctx {
     }
 
     /// Submits what was recorded (one queue submission), if anything.
+    ///
+    /// The lock is held through the submission: a thread that finds nothing pending knows
+    /// that everything recorded before (its own copies included) is already submitted, so a
+    /// buffer mapped next cannot race a submission still in flight on another thread.
     pub(crate) fn flush(&self) -> Result<()> {
-        let enc = {
+        {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             p.dispatches = 0;
-            p.encoder.take()
-        };
-        if let Some(enc) = enc {
-            self.scoped("submit", || {
-                self.queue.submit([enc.finish()]);
-            })?;
-            SUBMITS.with(|s| s.set(s.get() + 1));
+            if let Some(enc) = p.encoder.take() {
+                self.scoped("submit", || {
+                    self.queue.submit([enc.finish()]);
+                })?;
+                SUBMITS.with(|s| s.set(s.get() + 1));
+            }
         }
         self.check("submit")
     }

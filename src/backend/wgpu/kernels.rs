@@ -151,13 +151,13 @@ fn cast_expr(s: DType, d: DType, x: &str) -> String {
     use DType::*;
     match (s, d) {
         (_, Bool) if s == Bool => x.into(),
-        (F32, Bool) => format!("({x} != 0.0)"),
+        (F32, Bool) => format!("({x} != 0.0 || ff_isnan({x}))"),
         (_, Bool) => format!("({x} != {}(0))", ty(s)),
         (Bool, _) => format!("select({t}(0), {t}(1), {x})", t = ty(d)),
         (F32, I32) => format!(
-            "select(select(i32(clamp({x}, -2147483648.0, 2147483520.0)), 2147483647, {x} >= 2147483648.0), 0, {x} != {x})"
+            "select(select(i32(clamp({x}, -2147483648.0, 2147483520.0)), 2147483647, {x} >= 2147483648.0), 0, ff_isnan({x}))"
         ),
-        (F32, _) => format!("select(u32(clamp({x}, 0.0, 255.0)), 0u, {x} != {x})"),
+        (F32, _) => format!("select(u32(clamp({x}, 0.0, 255.0)), 0u, ff_isnan({x}))"),
         (_, F32) => format!("f32({x})"),
         (I32, _) => format!("(bitcast<u32>({x}) & 255u)"),
         (_, I32) => format!("i32({x})"),
@@ -516,7 +516,6 @@ pub(crate) fn arg_reduce(ctx: &Arc<Ctx>, x: &Tensor, op: ArgOp, axis: Option<usi
     };
     let n_out = outer * inner;
     let cmp = if op == ArgOp::Max { ">" } else { "<" };
-    let nan = if t == DType::F32 { "v != v" } else { "false" };
     let mut src = codegen::prelude(t);
     let _ = write!(
         src,
@@ -526,7 +525,6 @@ pub(crate) fn arg_reduce(ctx: &Arc<Ctx>, x: &Tensor, op: ArgOp, axis: Option<usi
 @group(0) @binding(2) var<storage, read> p: array<u32>;
 var<workgroup> sv: array<T, {RWG}>;
 var<workgroup> si: array<u32, {RWG}>;
-fn ff_isnan(v: T) -> bool {{ return {nan}; }}
 // Whether (vb, ib) beats (va, ia): NaN first, then the extreme, then the lower index.
 fn better(va: T, ia: u32, vb: T, ib: u32) -> bool {{
     if (ib == 0xffffffffu) {{ return false; }}
@@ -683,7 +681,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 /// exponentials, then the outputs), numerically stable as the CPU kernel.
 pub(crate) fn softmax(ctx: &Arc<Ctx>, x: &Tensor, axis: usize, log: bool) -> Result<Tensor> {
     let s = x.shape();
-    let (outer, r, inner) = (s[..axis].iter().product::<usize>(), s[axis], s[axis + 1..].iter().product::<usize>());
+    let (outer, r, inner) = if s.rank() == 0 {
+        (1, 1, 1)
+    } else {
+        (s[..axis].iter().product::<usize>(), s[axis], s[axis + 1..].iter().product::<usize>())
+    };
     let rows = outer * inner;
     let out_expr = if log { "(v - mx) - log(sum)" } else { "exp(v - mx) / sum" };
     let src = format!(
@@ -692,7 +694,7 @@ pub(crate) fn softmax(ctx: &Arc<Ctx>, x: &Tensor, axis: usize, log: bool) -> Res
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @group(0) @binding(2) var<storage, read> p: array<u32>;
 var<workgroup> sh: array<f32, {RWG}>;
-fn fmax(a: f32, b: f32) -> f32 {{ if (a > b || a != a) {{ return a; }} return b; }}
+fn fmax(a: f32, b: f32) -> f32 {{ if (a > b || (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) {{ return a; }} return b; }}
 @compute @workgroup_size({RWG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
     let o = wg.x + wg.y * nwg.x;

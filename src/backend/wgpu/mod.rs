@@ -13,7 +13,6 @@ pub(crate) mod context;
 mod kernels;
 pub(crate) mod storage;
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use codegen::{Ew, compute_dtype};
@@ -176,13 +175,4 @@ pub(crate) fn run_fused(ctx: &Arc<Ctx>, f: &Fusion, inputs: &[&Tensor], shape: S
             kernels::run_ew(ctx, "fused_matmul", ew, &loads, &shape)
         }
     }
-}
-
-/// A description of the GPUs found, for the book and logs.
-pub(crate) fn describe() -> String {
-    let mut s = String::new();
-    for (i, n) in context::adapter_names().iter().enumerate() {
-        let _ = writeln!(s, "{}: {n}", crate::device::Device::Gpu(i));
-    }
-    s
 }

@@ -18,16 +18,38 @@ use crate::tensor::storage::Buffer;
 use crate::tensor::{Data, Inner, Tensor};
 
 /// The elements of a GPU tensor.
-pub(crate) struct GpuStorage {
+pub(crate) struct GpuBuf {
     pub(crate) ctx: Arc<Ctx>,
     pub(crate) buffer: wgpu::Buffer,
     /// Element count (the buffer may be larger: at least 4 bytes, even when empty).
     pub(crate) len: usize,
 }
 
-impl GpuStorage {
+impl GpuBuf {
     pub(crate) fn device(&self) -> Device {
         self.ctx.device_id()
+    }
+}
+
+/// Behind a trait object so that checking `Tensor: Send + Sync` stops here instead of
+/// walking wgpu's internals (which overflows the compiler's recursion limit in user crates).
+pub(crate) trait DeviceBuffer: Send + Sync {
+    fn get(&self) -> &GpuBuf;
+}
+
+impl DeviceBuffer for GpuBuf {
+    fn get(&self) -> &GpuBuf {
+        self
+    }
+}
+
+/// A GPU tensor's storage (see `GpuBuf`).
+pub(crate) struct GpuStorage(Box<dyn DeviceBuffer>);
+
+impl std::ops::Deref for GpuStorage {
+    type Target = GpuBuf;
+    fn deref(&self) -> &GpuBuf {
+        self.0.get()
     }
 }
 
@@ -57,7 +79,7 @@ pub(crate) fn dtype_unsupported(op: &'static str, dtype: DType) -> Error {
 pub(crate) fn alloc(ctx: &Arc<Ctx>, op: &'static str, dtype: DType, n: usize) -> Result<GpuStorage> {
     let w = words(dtype).ok_or_else(|| dtype_unsupported(op, dtype))?;
     let bytes = (n * w * 4).max(4) as u64;
-    let limit = (ctx.limits.max_storage_buffer_binding_size as u64).min(ctx.limits.max_buffer_size);
+    let limit = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
     if bytes > limit {
         return Err(Error::Unsupported {
             op,
@@ -76,7 +98,7 @@ pub(crate) fn alloc(ctx: &Arc<Ctx>, op: &'static str, dtype: DType, n: usize) ->
             mapped_at_creation: false,
         })
     })?;
-    Ok(GpuStorage { ctx: ctx.clone(), buffer, len: n })
+    Ok(GpuStorage(Box::new(GpuBuf { ctx: ctx.clone(), buffer, len: n })))
 }
 
 /// Wraps device storage as a tensor.
