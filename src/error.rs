@@ -113,6 +113,14 @@ pub enum Error {
     #[error("{function}: a Variable was created on a trace other than the first: create Variables once, outside the function or on its first call only{}", at(.location))]
     VariableCreatedOnNonFirstCall { function: String, location: Option<Loc> },
 
+    // ---- gradients ---------------------------------------------------------------------
+    /// `gradient` was called a second time on a non-persistent `GradientTape`.
+    #[error("gradient: a non-persistent GradientTape can only be used to compute one set of gradients: expected a first call, found a second one; create the tape with GradientTape::persistent() to call gradient more than once{}", at(.location))]
+    TapeExhausted { location: Option<Loc> },
+    /// A gradient had to flow through an op that has none (TensorFlow's `LookupError`).
+    #[error("{op}: no gradient: {message}{}", at(.location))]
+    NoGradient { op: &'static str, message: String, location: Option<Loc> },
+
     // ---- devices -----------------------------------------------------------------------
     /// A host view was asked of a tensor that lives on a device.
     #[error("{op}: tensor lives on {device}, not on the host: copy it first with to_device(Device::Cpu) or use to_ndarray(){}", at(.location))]
@@ -202,7 +210,9 @@ impl Error {
             | Error::VariableCreatedOnNonFirstCall { location, .. }
             | Error::NotOnHost { location, .. }
             | Error::DeviceUnavailable { location, .. }
-            | Error::InvalidSparseIndices { location, .. } => *location,
+            | Error::InvalidSparseIndices { location, .. }
+            | Error::TapeExhausted { location }
+            | Error::NoGradient { location, .. } => *location,
             Error::SignatureMismatch { .. } | Error::Gpu { .. } => None,
         }
     }
@@ -221,7 +231,9 @@ impl Error {
             | Error::VariableCreatedOnNonFirstCall { location, .. }
             | Error::NotOnHost { location, .. }
             | Error::DeviceUnavailable { location, .. }
-            | Error::InvalidSparseIndices { location, .. } => {
+            | Error::InvalidSparseIndices { location, .. }
+            | Error::TapeExhausted { location }
+            | Error::NoGradient { location, .. } => {
                 if location.is_none() {
                     *location = Some(loc);
                 }

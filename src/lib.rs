@@ -18,6 +18,7 @@
 //!
 //! The book (`book/`) teaches the library; `ARCHITECTURE.md` maps the code.
 
+mod autograd;
 pub mod config;
 mod device;
 mod dtype;
@@ -41,6 +42,9 @@ pub(crate) mod op;
 pub(crate) mod ops;
 pub(crate) mod tensor;
 
+pub use autograd::{
+    GradSource, GradSourceRef, GradientOptions, GradientTape, TapeOptions, UnconnectedGradients, stop_gradient,
+};
 pub use config::{DevicePolicy, PromotionMode};
 pub use device::Device;
 pub use dtype::{DType, Element};

@@ -173,7 +173,7 @@ fn implicit(t: &Tensor, target: Device, op: &'static str) -> Result<Tensor> {
 }
 
 /// The device an op asks for: its scope, else its first GPU input, else the CPU.
-fn requested(inputs: &[&Tensor]) -> Device {
+pub(crate) fn requested(inputs: &[&Tensor]) -> Device {
     scope().or_else(|| inputs.iter().map(|t| t.device()).find(|d| *d != Device::Cpu)).unwrap_or(Device::Cpu)
 }
 
@@ -194,7 +194,6 @@ fn is_host_scalar(t: &Tensor) -> bool {
 pub(crate) fn run(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType) -> Result<Tensor> {
     let target = requested(inputs);
     if target == Device::Cpu && inputs.iter().all(|t| t.gpu_storage().is_none()) {
-        let _span = crate::profiler::op_span(op.name(), Device::Cpu);
         return crate::backend::cpu::execute(op, inputs, shape, dtype);
     }
     if let Some(ctx) = gpu(target, op.name())? {
@@ -207,7 +206,6 @@ pub(crate) fn run(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType) -
                     moved.push(if stay { (*t).clone() } else { implicit(t, dev, op.name())? });
                 }
                 let ins: Vec<&Tensor> = moved.iter().collect();
-                let _span = crate::profiler::op_span(op.name(), dev);
                 return crate::backend::wgpu::execute(&ctx, op, &ins, shape, dtype);
             }
             Err(e) if soft_device_placement() => {
@@ -225,7 +223,6 @@ pub(crate) fn run(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType) -
         moved.push(if t.gpu_storage().is_some() { implicit(t, Device::Cpu, op.name())? } else { (*t).clone() });
     }
     let ins: Vec<&Tensor> = moved.iter().collect();
-    let _span = crate::profiler::op_span(op.name(), Device::Cpu);
     crate::backend::cpu::execute(op, &ins, shape, dtype)
 }
 
@@ -245,7 +242,6 @@ pub(crate) fn run_fused(f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<
                     moved.push(if stay { (*t).clone() } else { implicit(t, dev, f.name())? });
                 }
                 let ins: Vec<&Tensor> = moved.iter().collect();
-                let _span = crate::profiler::op_span(f.name(), dev);
                 return crate::backend::wgpu::run_fused(&ctx, f, &ins, shape);
             }
             Err(e) if soft_device_placement() => {
@@ -261,7 +257,6 @@ pub(crate) fn run_fused(f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<
         moved.push(if t.gpu_storage().is_some() { implicit(t, Device::Cpu, f.name())? } else { (*t).clone() });
     }
     let ins: Vec<&Tensor> = moved.iter().collect();
-    let _span = crate::profiler::op_span(f.name(), Device::Cpu);
     crate::backend::cpu::fused::run(f, &ins, shape, None)
 }
 

@@ -12,6 +12,7 @@ use crate::error::{Error, Loc, Result};
 use crate::graph::ir::NodeOp;
 use crate::graph::trace::active;
 use crate::interop::ndarray::IntoTensor;
+use crate::op::{BinaryOp, PrimOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -101,7 +102,7 @@ impl Variable {
     /// The current value; inside a traced function, a node reading it on every call.
     #[track_caller]
     pub fn value(&self) -> Tensor {
-        match active() {
+        let t = match active() {
             Some(t) => t.add_node(
                 NodeOp::ReadVariable(self.clone()),
                 smallvec![],
@@ -110,7 +111,10 @@ impl Variable {
                 Some(Loc::caller()),
             ),
             None => self.current(),
-        }
+        };
+        // A read while a gradient tape records: the tape may watch it (trainable variables
+        // are watched automatically), which gives the read its own handle.
+        if crate::autograd::is_recording() { crate::autograd::on_read(self, t) } else { t }
     }
 
     /// The stored value (never symbolic).
@@ -197,13 +201,29 @@ impl Variable {
 
     /// Combines and stores a concrete value (eagerly, and when a graph's assign node runs).
     pub(crate) fn apply(&self, x: &Tensor, kind: AssignKind) -> Result<()> {
-        let new = match kind {
-            AssignKind::Set => x.clone(),
-            AssignKind::Add => (&self.current() + x)?,
-            AssignKind::Sub => (&self.current() - x)?,
+        let op = match kind {
+            AssignKind::Set => {
+                *self.0.value.write().unwrap_or_else(|p| p.into_inner()) = x.clone();
+                return Ok(());
+            }
+            AssignKind::Add => BinaryOp::Add,
+            AssignKind::Sub => BinaryOp::Sub,
         };
         let mut v = self.0.value.write().unwrap_or_else(|p| p.into_inner());
-        *v = new;
+        // When the variable holds the only handle to its buffer (no earlier read is still
+        // alive), the update is written over it, as TensorFlow's ResourceApply* kernels do:
+        // a training step's update then allocates nothing. Otherwise a new tensor.
+        let cur = std::mem::replace(&mut *v, Tensor::scalar(false));
+        let cur = match crate::backend::cpu::elementwise::binary_inplace(op, cur, x, false) {
+            Ok(updated) => {
+                *v = updated;
+                return Ok(());
+            }
+            Err(cur) => cur,
+        };
+        let new = crate::op::execute(&PrimOp::Binary(op), &[&cur, x]);
+        *v = cur;
+        *v = new?;
         Ok(())
     }
 }

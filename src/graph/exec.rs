@@ -40,6 +40,22 @@ enum StepOp {
     Fused(Arc<Fusion>, Option<(crate::shape::Shape, crate::dtype::DType)>),
 }
 
+impl StepOp {
+    /// The profiler's name for a step that does work; `None` for bookkeeping steps.
+    fn profiled_name(&self) -> Option<&'static str> {
+        match self {
+            StepOp::Input(_) | StepOp::Const(_) | StepOp::Project(_) => None,
+            StepOp::Prim(p, _) => Some(p.name()),
+            StepOp::Fused(f, _) => Some(f.name()),
+            StepOp::Print => Some("print"),
+            StepOp::Read(_) => Some("read_variable"),
+            StepOp::Assign(..) => Some("assign_variable"),
+            StepOp::Cond { .. } => Some("cond"),
+            StepOp::While { .. } => Some("while_loop"),
+        }
+    }
+}
+
 struct Step {
     op: StepOp,
     args: SmallVec<[usize; 3]>,
@@ -165,6 +181,10 @@ impl Plan {
     fn run_on(&self, args: &[&Tensor], gpu: Option<&crate::backend::wgpu::context::Ctx>) -> Result<Vec<Tensor>> {
         let mut slots: Vec<Option<Value<'_>>> = vec![None; self.steps.len()];
         for (s, step) in self.steps.iter().enumerate() {
+            let _span = step
+                .op
+                .profiled_name()
+                .map(|n| crate::profiler::op_span(n, gpu.map_or(crate::Device::Cpu, |c| c.device_id())));
             // In-place steps reuse host buffers: a plan on the GPU allocates device buffers.
             let reused = if gpu.is_none() { self.in_place(step, &mut slots) } else { None };
             let value = match reused {

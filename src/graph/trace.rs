@@ -145,6 +145,13 @@ pub(crate) fn active() -> Option<Arc<TraceGraph>> {
     ACTIVE.with(|a| a.borrow().last().cloned())
 }
 
+/// The identity of the innermost active trace (0 when none): what a gradient tape records
+/// in is decided by it.
+#[inline]
+pub(crate) fn active_id() -> usize {
+    ACTIVE.with(|a| a.borrow().last().map_or(0, |t| Arc::as_ptr(t) as usize))
+}
+
 /// Runs `f` with `trace` as this thread's active trace.
 pub(crate) fn with_trace<R>(trace: &Arc<TraceGraph>, f: impl FnOnce() -> R) -> R {
     struct Pop;

@@ -85,6 +85,7 @@ macro_rules! binary_table {
             GreaterEqual "greater_equal" Num Bool CmpK::ge "a >= b";
             LogicalAnd "logical_and" Bool Same BoolK::and "a && b";
             LogicalOr "logical_or" Bool Same BoolK::or "a || b";
+            ReluGrad "relu_grad" Num Same NumK::relu_grad "select(T(0), a, b > T(0))";
         }
     };
 }

@@ -163,10 +163,19 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
     // and the optimizer's constant folding decides what to precompute, under its size cap.
     // A weak host scalar taking a tensor's dtype is a literal's conversion, not an op.
     let weak_literal = matches!(op, PrimOp::Cast(_)) && inputs.first().is_some_and(|t| t.is_weak());
-    if inputs.iter().any(|t| t.is_symbolic()) || (!weak_literal && crate::graph::trace::active().is_some()) {
-        return crate::graph::trace::record(op, inputs, shape, dtype, loc);
+    // Gradient tapes see every primitive here, eager or traced (one thread-local read when
+    // none is recording).
+    let taped = crate::autograd::is_recording().then(|| op.clone());
+    let out = if inputs.iter().any(|t| t.is_symbolic()) || (!weak_literal && crate::graph::trace::active().is_some()) {
+        crate::graph::trace::record(op, inputs, shape, dtype, loc)?
+    } else {
+        let _span = crate::profiler::op_span(op.name(), crate::placement::requested(inputs));
+        crate::placement::run(&op, inputs, shape, dtype).map_err(|e| e.at(loc))?
+    };
+    if let Some(op) = taped {
+        crate::autograd::record_prim(&op, inputs, &out);
     }
-    crate::placement::run(&op, inputs, shape, dtype).map_err(|e| e.at(loc))
+    Ok(out)
 }
 
 /// Runs one primitive on concrete inputs (the graph executor's step): inference on the

@@ -192,6 +192,24 @@ impl Tensor {
         Tensor(Arc::new(Inner { shape, dtype: self.dtype(), weak: false, data: Data::Alias(root) }))
     }
 
+    /// A new handle to the same data (same buffer or graph node, same weak flag): a distinct
+    /// identity for gradient tapes, which key tensors by handle (`ff::stop_gradient`, each
+    /// read of a watched variable).
+    pub(crate) fn fresh_handle(&self) -> Tensor {
+        let data = match &self.0.data {
+            Data::Host(_) | Data::Gpu(_) => Data::Alias(self.clone()),
+            Data::Alias(t) => Data::Alias(t.clone()),
+            Data::Symbolic(s) => Data::Symbolic(s.clone()),
+        };
+        Tensor(Arc::new(Inner { shape: self.shape().clone(), dtype: self.dtype(), weak: self.is_weak(), data }))
+    }
+
+    /// The identity of this handle (stable while any clone of it lives).
+    #[inline]
+    pub(crate) fn handle_id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// The host elements as `T`, or `DTypeMismatch` naming `op` (`SymbolicTensor` when the
     /// tensor has no values yet).
     #[inline]

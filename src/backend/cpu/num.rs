@@ -28,6 +28,12 @@ pub(crate) trait NumK: Element {
         self.mul(self)
     }
     fn relu(self) -> Self;
+    /// ReLU's gradient (TensorFlow's `ReluGrad`): `self` (the upstream gradient) where the
+    /// ReLU's output `y` is positive, else 0. Internal: the tape's rule for relu.
+    #[inline(always)]
+    fn relu_grad(self, y: Self) -> Self {
+        if y > Self::zero() { self } else { Self::zero() }
+    }
     /// Division by a count, for reduce_mean (integer division truncates, as in TensorFlow).
     fn div_count(self, n: usize) -> Self;
 }
