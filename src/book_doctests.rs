@@ -52,3 +52,6 @@ mod sparse {}
 // The README's sample, too.
 #[doc = include_str!("../README.md")]
 mod readme {}
+
+#[doc = include_str!("../book/src/devices.md")]
+mod devices {}
