@@ -281,3 +281,22 @@ pub(crate) fn place_created(t: Tensor) -> Result<Tensor> {
         _ => Ok(t),
     }
 }
+
+/// A seeded f32 draw made on the scope's GPU (no upload), or `None` to draw on the CPU
+/// (no GPU scope, another dtype, tracing, or soft placement to the CPU).
+pub(crate) fn random_on_gpu(
+    shape: &[usize],
+    dtype: DType,
+    seed: u64,
+    dist: crate::backend::wgpu::kernels::Dist,
+) -> Option<Result<Tensor>> {
+    let d @ Device::Gpu(_) = scope()? else { return None };
+    if dtype != DType::F32 || crate::graph::trace::active().is_some() {
+        return None;
+    }
+    match gpu(d, "random") {
+        Ok(Some(ctx)) => Some(crate::backend::wgpu::kernels::random(&ctx, &Shape::new(shape), seed, dist)),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}

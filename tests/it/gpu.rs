@@ -271,11 +271,20 @@ fn a_tensor_past_the_binding_limit_is_an_error_not_a_panic() {
 #[test]
 fn random_under_a_gpu_scope_matches_the_cpu_for_a_seed() {
     need_gpu!("random_under_a_gpu_scope_matches_the_cpu_for_a_seed");
-    let cpu = ff::random::uniform(&[5, 7], DType::F32, Some(42)).unwrap();
-    let gpu = ff::with_device("/GPU:0", || ff::random::uniform(&[5, 7], DType::F32, Some(42))).unwrap();
+    // Drawn on the GPU by a WGSL Philox: no upload, and uniform values bit for bit.
+    let cpu = ff::random::uniform(&[50, 70], DType::F32, Some(42)).unwrap();
+    let before = ff::profiler::thread_transfers();
+    let gpu = ff::with_device("/GPU:0", || ff::random::uniform(&[50, 70], DType::F32, Some(42))).unwrap();
+    assert_eq!((ff::profiler::thread_transfers() - before).host_to_device.count, 0);
     assert_eq!(gpu.device(), GPU);
     assert_eq!(gpu.to_ndarray::<f32>().unwrap(), cpu.to_ndarray::<f32>().unwrap());
-    let cpu = ff::random::normal(&[33], DType::F32, Some(7)).unwrap();
-    let gpu = ff::with_device("/GPU:0", || ff::random::normal(&[33], DType::F32, Some(7))).unwrap();
-    close(&gpu.to_ndarray::<f32>().unwrap(), &cpu.to_ndarray::<f32>().unwrap(), 1e-6);
+    let seed = u64::MAX - 12345; // both halves of the key in use
+    let cpu = ff::random::uniform(&[1001], DType::F32, Some(seed)).unwrap();
+    let gpu = ff::with_device("/GPU:0", || ff::random::uniform(&[1001], DType::F32, Some(seed))).unwrap();
+    assert_eq!(gpu.to_ndarray::<f32>().unwrap(), cpu.to_ndarray::<f32>().unwrap());
+    // Normal: Box-Muller in f32 on the GPU, f64 on the CPU: a few ulps apart.
+    let cpu = ff::random::normal(&[333], DType::F32, Some(7)).unwrap();
+    let gpu = ff::with_device("/GPU:0", || ff::random::normal(&[333], DType::F32, Some(7))).unwrap();
+    assert_eq!(gpu.device(), GPU);
+    close(&gpu.to_ndarray::<f32>().unwrap(), &cpu.to_ndarray::<f32>().unwrap(), 1e-5);
 }

@@ -10,7 +10,7 @@
 
 pub(crate) mod codegen;
 pub(crate) mod context;
-mod kernels;
+pub(crate) mod kernels;
 pub(crate) mod storage;
 
 use std::sync::Arc;
