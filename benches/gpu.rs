@@ -20,6 +20,10 @@ fn tensor(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn gpu() -> Option<Device> {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // SAFETY: the bench is single-threaded here, before any GPU call; Mesa reads it.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
     if ff::devices().len() > 1 {
         Some(Device::Gpu(0))
     } else {
