@@ -61,3 +61,6 @@ mod models {}
 
 #[doc = include_str!("../book/src/data-pipeline.md")]
 mod data_pipeline {}
+
+#[doc = include_str!("../book/src/devices.md")]
+mod devices {}

@@ -1,5 +1,6 @@
 //! Process-wide settings, the analogue of `tf.config`: the dtype promotion mode,
-//! `run_functions_eagerly` and the graph optimizer's options.
+//! `run_functions_eagerly`, the graph optimizer's options, soft device placement and the
+//! device policy.
 //!
 //! The global setting is an atomic (one relaxed load on the hot path); a thread-local
 //! override (`with_promotion_mode`) lets one scope, or one test, use another mode without
@@ -115,5 +116,83 @@ pub fn with_optimizer_options<R>(options: crate::graph::OptimizerOptions, f: imp
         }
     }
     let _restore = Restore(OPTIMIZER_OVERRIDE.with(|c| c.borrow_mut().replace(options)));
+    f()
+}
+
+// ---- devices -------------------------------------------------------------------------------
+
+/// What an op does when its inputs live on different devices (or on another device than the
+/// one it runs on), as `tf.config.experimental.set_device_policy`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum DevicePolicy {
+    /// Copy the input to the op's device, silently (TensorFlow's default). The copy is still
+    /// counted by `ff::profiler::transfers()`.
+    #[default]
+    Silent,
+    /// Copy, and log a warning naming the op and both devices.
+    Warn,
+    /// Copy nothing: `Error::InvalidArgument` naming the op and both devices. Copies must
+    /// be written out with `to_device`.
+    Explicit,
+}
+
+static SOFT_PLACEMENT: AtomicBool = AtomicBool::new(true);
+static DEVICE_POLICY: AtomicU8 = AtomicU8::new(0);
+
+thread_local! {
+    static SOFT_OVERRIDE: Cell<Option<bool>> = const { Cell::new(None) };
+    static POLICY_OVERRIDE: Cell<Option<DevicePolicy>> = const { Cell::new(None) };
+}
+
+/// Soft device placement (on by default, as `tf.config.set_soft_device_placement`): an op
+/// placed on a GPU that does not exist, or that has no GPU kernel for its dtype, runs on
+/// the CPU with a logged notice. Off: `Error::DeviceUnavailable` / `Error::Unsupported`.
+pub fn set_soft_device_placement(on: bool) {
+    SOFT_PLACEMENT.store(on, Ordering::Relaxed);
+}
+
+/// Whether soft device placement is on for this thread.
+pub fn soft_device_placement() -> bool {
+    SOFT_OVERRIDE.with(|c| c.get()).unwrap_or_else(|| SOFT_PLACEMENT.load(Ordering::Relaxed))
+}
+
+/// Runs `f` with soft placement `on` for this thread only.
+pub fn with_soft_device_placement<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SOFT_OVERRIDE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(SOFT_OVERRIDE.with(|c| c.replace(Some(on))));
+    f()
+}
+
+/// Sets the device policy for the whole process.
+pub fn set_device_policy(policy: DevicePolicy) {
+    DEVICE_POLICY.store(policy as u8, Ordering::Relaxed);
+}
+
+/// The device policy in force on this thread.
+pub fn device_policy() -> DevicePolicy {
+    if let Some(p) = POLICY_OVERRIDE.with(|c| c.get()) {
+        return p;
+    }
+    match DEVICE_POLICY.load(Ordering::Relaxed) {
+        0 => DevicePolicy::Silent,
+        1 => DevicePolicy::Warn,
+        _ => DevicePolicy::Explicit,
+    }
+}
+
+/// Runs `f` with `policy` in force on this thread only.
+pub fn with_device_policy<R>(policy: DevicePolicy, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<DevicePolicy>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            POLICY_OVERRIDE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(POLICY_OVERRIDE.with(|c| c.replace(Some(policy))));
     f()
 }

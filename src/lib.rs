@@ -25,12 +25,14 @@ mod device;
 mod dtype;
 mod error;
 pub mod function;
+pub mod gpu;
 pub mod graph;
 pub mod image;
 pub mod interop;
 pub mod io;
 pub mod nn;
 pub mod optim;
+mod placement;
 pub mod profiler;
 pub mod random;
 mod shape;
@@ -47,7 +49,7 @@ pub(crate) mod tensor;
 pub use autograd::{
     GradSource, GradSourceRef, GradientOptions, GradientTape, TapeOptions, UnconnectedGradients, stop_gradient,
 };
-pub use config::PromotionMode;
+pub use config::{DevicePolicy, PromotionMode};
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, Loc, Result, SparseIndexProblem};
@@ -68,6 +70,7 @@ pub use ops::reduce::{argmax, argmin, reduce_max, reduce_mean, reduce_min, reduc
 pub use ops::shape::{
     SplitSpec, broadcast_to, concat, expand_dims, gather, one_hot, reshape, slice, split, squeeze, stack, transpose,
 };
+pub use placement::{IntoDevice, devices, with_device};
 pub use shape::Shape;
 pub use sparse::{SparseOptions, SparseTensor};
 pub use tensor::Tensor;

@@ -1,6 +1,7 @@
 //! Seeded random tensors from Philox-4x32-10, a counter-based generator: element `i`
 //! depends only on `(seed, i)`, so results are the same for any thread count, and the GPU
-//! backend can produce the same numbers later.
+//! backend (`backend::wgpu::kernels::random`, for f32 inside a GPU scope) draws the same
+//! numbers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -96,6 +97,9 @@ pub fn normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor
     float_only("random::normal", dtype, loc)?;
     let n = Shape::checked_num_elements("random::normal", shape).map_err(|e| e.at(loc))?;
     let s = op_seed(seed);
+    if let Some(t) = crate::placement::random_on_gpu(shape, dtype, s, crate::backend::wgpu::kernels::Dist::Normal) {
+        return t.map_err(|e| e.at(loc));
+    }
     let f = |w: [u32; 4]| {
         let u1 = 1.0 - unit(w[0], w[1]); // (0, 1]: ln is finite
         let u2 = unit(w[2], w[3]);
@@ -103,7 +107,9 @@ pub fn normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor
         let t = 2.0 * std::f64::consts::PI * u2;
         [r * t.cos(), r * t.sin()]
     };
-    crate::with_dtype!(dtype, T => Ok(Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))))
+    crate::placement::place_created(
+        crate::with_dtype!(dtype, T => Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))),
+    )
 }
 
 /// Uniform values in `[0, 1)`, for every float dtype: a draw that would round up to 1 in
@@ -114,6 +120,9 @@ pub fn uniform(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tenso
     float_only("random::uniform", dtype, loc)?;
     let n = Shape::checked_num_elements("random::uniform", shape).map_err(|e| e.at(loc))?;
     let s = op_seed(seed);
+    if let Some(t) = crate::placement::random_on_gpu(shape, dtype, s, crate::backend::wgpu::kernels::Dist::Uniform) {
+        return t.map_err(|e| e.at(loc));
+    }
     // The largest value below 1 in `dtype` (its spacing below 1 is 2^-(mantissa bits + 1)).
     let below_one = 1.0
         - match dtype {
@@ -123,7 +132,9 @@ pub fn uniform(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tenso
             _ => 2f64.powi(-53),
         };
     let f = |w: [u32; 4]| [unit(w[0], w[1]).min(below_one), unit(w[2], w[3]).min(below_one)];
-    crate::with_dtype!(dtype, T => Ok(Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))))
+    crate::placement::place_created(
+        crate::with_dtype!(dtype, T => Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))),
+    )
 }
 
 /// Standard normal values with every draw beyond two standard deviations redrawn (as

@@ -103,6 +103,9 @@ pub(crate) struct Plan {
     /// Per slot, whether its tensor is made by this plan (so it may be reused in place);
     /// arguments, constants and variable reads are shared with the caller and never are.
     owned: Vec<bool>,
+    /// Device copies of this plan's constants, per (GPU ordinal, slot): uploaded on the first
+    /// call placed on that GPU, reused by every later one.
+    gpu_consts: std::sync::Mutex<std::collections::HashMap<(usize, usize), Tensor>>,
 }
 
 fn missing(id: NodeId) -> Error {
@@ -185,17 +188,32 @@ impl Plan {
                 steps[*step].free.push(s);
             }
         }
-        Ok(Plan { steps, outputs, owned })
+        Ok(Plan { steps, outputs, owned, gpu_consts: Default::default() })
     }
 
     /// Runs the plan on concrete arguments (the graph's inputs, in order).
+    ///
+    /// Placed on a GPU (a `with_device` scope, or an argument living there), every step runs
+    /// there, constants are uploaded once per plan, and the call is one queue submission.
     pub(crate) fn run(&self, args: &[&Tensor]) -> Result<Vec<Tensor>> {
+        match crate::placement::plan_gpu(args)? {
+            Some(ctx) => crate::backend::wgpu::context::batch(|| self.run_on(args, Some(&ctx))),
+            None => self.run_on(args, None),
+        }
+    }
+
+    fn run_on(&self, args: &[&Tensor], gpu: Option<&crate::backend::wgpu::context::Ctx>) -> Result<Vec<Tensor>> {
         let mut slots: Vec<Option<Value<'_>>> = vec![None; self.steps.len()];
         for (s, step) in self.steps.iter().enumerate() {
-            let _span = step.op.profiled_name().map(|n| crate::profiler::op_span(n, crate::Device::Cpu));
-            let value = match self.in_place(step, &mut slots) {
+            let _span = step
+                .op
+                .profiled_name()
+                .map(|n| crate::profiler::op_span(n, gpu.map_or(crate::Device::Cpu, |c| c.device_id())));
+            // In-place steps reuse host buffers: a plan on the GPU allocates device buffers.
+            let reused = if gpu.is_none() { self.in_place(step, &mut slots) } else { None };
+            let value = match reused {
                 Some(v) => v,
-                None => self.step(step, &slots, args),
+                None => self.step(step, &slots, args, (gpu, s)),
             }
             .map_err(|e| match step.loc {
                 Some(l) => e.at(l.in_node(step.node.0)),
@@ -275,7 +293,13 @@ impl Plan {
         }
     }
 
-    fn step<'a>(&self, step: &Step, slots: &[Option<Value<'a>>], args: &[&'a Tensor]) -> Result<Value<'a>> {
+    fn step<'a>(
+        &self,
+        step: &Step,
+        slots: &[Option<Value<'a>>],
+        args: &[&'a Tensor],
+        (gpu, slot): (Option<&crate::backend::wgpu::context::Ctx>, usize),
+    ) -> Result<Value<'a>> {
         let ins: SmallVec<[&Tensor; 3]> =
             step.args.iter().filter_map(|a| slots[*a].as_ref().and_then(Value::tensor)).collect();
         let arity = |want: usize| -> Result<()> {
@@ -289,11 +313,27 @@ impl Plan {
             StepOp::Input(i) => Value::Arg(
                 args.get(*i).copied().ok_or_else(|| Error::invalid("function", format!("missing argument {i}")))?,
             ),
-            StepOp::Const(t) => Value::One(t.clone()),
+            StepOp::Const(t) => match gpu {
+                // Scalars stay on the host: elementwise kernels take them as parameters.
+                Some(ctx) if t.rank() > 0 && crate::backend::wgpu::storage::words(t.dtype()).is_some() => {
+                    let key = (ctx.ordinal, slot);
+                    let mut cache = self.gpu_consts.lock().unwrap_or_else(|p| p.into_inner());
+                    let g = match cache.get(&key) {
+                        Some(g) => g.clone(),
+                        None => {
+                            let g = crate::placement::copy_to(t, ctx.device_id(), "function")?;
+                            cache.insert(key, g.clone());
+                            g
+                        }
+                    };
+                    Value::One(g)
+                }
+                _ => Value::One(t.clone()),
+            },
             StepOp::Prim(p, known) => {
                 arity(step.args.len())?;
                 Value::One(match known {
-                    Some((shape, dtype)) => crate::backend::cpu::execute(p, &ins, shape.clone(), *dtype)?,
+                    Some((shape, dtype)) => crate::placement::run(p, &ins, shape.clone(), *dtype)?,
                     None => crate::op::execute(p, &ins)?,
                 })
             }
@@ -303,7 +343,7 @@ impl Plan {
                     Some((shape, _)) => shape.clone(),
                     None => f.infer(&ins)?.0,
                 };
-                Value::One(crate::backend::cpu::fused::run(f, &ins, shape, None)?)
+                Value::One(crate::placement::run_fused(f, &ins, shape)?)
             }
             StepOp::Print => {
                 arity(1)?;

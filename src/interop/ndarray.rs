@@ -168,6 +168,10 @@ impl Tensor {
     #[track_caller]
     pub fn to_ndarray<T: Element>(&self) -> Result<ArrayD<T>> {
         let loc = Loc::caller();
+        if self.gpu_storage().is_some() {
+            // A device-to-host copy: it waits for the GPU, then crosses the bus (counted).
+            return self.to_host().map_err(|e| e.at(loc))?.into_ndarray::<T>().map_err(|e| e.at(loc));
+        }
         let s = self.host_check::<T>("to_ndarray", loc)?;
         let v = s.to_vec();
         ArrayD::from_shape_vec(IxDyn(self.shape()), v).map_err(|e| internal("to_ndarray", e))
@@ -178,6 +182,9 @@ impl Tensor {
     #[track_caller]
     pub fn into_ndarray<T: Element>(self) -> Result<ArrayD<T>> {
         let loc = Loc::caller();
+        if self.gpu_storage().is_some() {
+            return self.to_host().map_err(|e| e.at(loc))?.into_ndarray::<T>().map_err(|e| e.at(loc));
+        }
         self.host_check::<T>("into_ndarray", loc)?;
         let dims = IxDyn(self.shape());
         ArrayD::from_shape_vec(dims, self.into_host_vec::<T>()).map_err(|e| internal("into_ndarray", e))
@@ -193,7 +200,7 @@ impl Tensor {
                     T::slice_mut(&mut b).map(std::mem::take).unwrap_or_default()
                 }
                 Data::Alias(t) => t.into_host_vec::<T>(),
-                Data::Symbolic(_) => Vec::new(), // callers check host_slice first
+                Data::Symbolic(_) | Data::Gpu(_) => Vec::new(), // callers check host_slice first
             },
             Err(shared) => Tensor(shared).host_slice::<T>("into_ndarray").map(<[T]>::to_vec).unwrap_or_default(),
         }
@@ -204,6 +211,9 @@ impl Tensor {
     #[track_caller]
     pub fn to_scalar<T: Element>(&self) -> Result<T> {
         let loc = Loc::caller();
+        if self.gpu_storage().is_some() {
+            return self.to_host().map_err(|e| e.at(loc))?.to_scalar::<T>().map_err(|e| e.at(loc));
+        }
         let s = self.host_check::<T>("to_scalar", loc)?;
         if self.rank() != 0 {
             return Err(Error::ShapeMismatch {

@@ -49,14 +49,14 @@ macro_rules! unary_table {
             Neg "neg" Signed NumK::neg "-x";
             Abs "abs" Num NumK::abs "abs(x)";
             Square "square" Num NumK::square "x * x";
-            Relu "relu" Num NumK::relu "max(x, 0.0)";
+            Relu "relu" Num NumK::relu "select(x, T(0), x < T(0))";
             Exp "exp" Float FloatK::exp "exp(x)";
             Log "log" Float FloatK::ln "log(x)";
             Sqrt "sqrt" Float FloatK::sqrt "sqrt(x)";
             Rsqrt "rsqrt" Float FloatK::rsqrt "inverseSqrt(x)";
-            Sigmoid "sigmoid" Float FloatK::sigmoid "1.0 / (1.0 + exp(-x))";
-            Tanh "tanh" Float FloatK::tanh "tanh(x)";
-            Gelu "gelu" Float FloatK::gelu "0.5 * x * (1.0 + erf(x * 0.70710678))";
+            Sigmoid "sigmoid" Float FloatK::sigmoid "ff_sigmoid(x)";
+            Tanh "tanh" Float FloatK::tanh "select(tanh(clamp(x, -15.0, 15.0)), x, ff_isnan(x))";
+            Gelu "gelu" Float FloatK::gelu "0.5 * x * (1.0 + ff_erf(x * 0.7071067811865476))";
             Sin "sin" Float FloatK::sin "sin(x)";
             Cos "cos" Float FloatK::cos "cos(x)";
             LogicalNot "logical_not" Bool BoolK::not "!x";
@@ -73,10 +73,10 @@ macro_rules! binary_table {
             Sub "sub" Num Same NumK::sub "a - b";
             Mul "mul" Num Same NumK::mul "a * b";
             Div "div" Float Same FloatK::div "a / b";
-            FloorDiv "floor_div" Num Same NumK::floor_div "floor(a / b)";
-            Pow "pow" Num Same NumK::pow "pow(a, b)";
-            Maximum "maximum" Num Same NumK::maximum "max(a, b)";
-            Minimum "minimum" Num Same NumK::minimum "min(a, b)";
+            FloorDiv "floor_div" Num Same NumK::floor_div "ff_floor_div(a, b)";
+            Pow "pow" Num Same NumK::pow "ff_pow(a, b)";
+            Maximum "maximum" Num Same NumK::maximum "ff_max(a, b)";
+            Minimum "minimum" Num Same NumK::minimum "ff_min(a, b)";
             Equal "equal" All Bool CmpK::eq "a == b";
             NotEqual "not_equal" All Bool CmpK::ne "a != b";
             Less "less" Num Bool CmpK::lt "a < b";
@@ -85,7 +85,7 @@ macro_rules! binary_table {
             GreaterEqual "greater_equal" Num Bool CmpK::ge "a >= b";
             LogicalAnd "logical_and" Bool Same BoolK::and "a && b";
             LogicalOr "logical_or" Bool Same BoolK::or "a || b";
-            ReluGrad "relu_grad" Num Same NumK::relu_grad "select(b * 0.0, a, b > b * 0.0)";
+            ReluGrad "relu_grad" Num Same NumK::relu_grad "select(T(0), a, b > T(0))";
         }
     };
 }

@@ -169,8 +169,8 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
     let out = if inputs.iter().any(|t| t.is_symbolic()) || (!weak_literal && crate::graph::trace::active().is_some()) {
         crate::graph::trace::record(op, inputs, shape, dtype, loc)?
     } else {
-        let _span = crate::profiler::op_span(op.name(), crate::Device::Cpu);
-        crate::backend::cpu::execute(&op, inputs, shape, dtype).map_err(|e| e.at(loc))?
+        let _span = crate::profiler::op_span(op.name(), crate::placement::requested(inputs));
+        crate::placement::run(&op, inputs, shape, dtype).map_err(|e| e.at(loc))?
     };
     if let Some(op) = taped {
         crate::autograd::record_prim(&op, inputs, &out);
@@ -183,5 +183,5 @@ pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> 
 #[inline]
 pub(crate) fn execute(op: &PrimOp, inputs: &[&Tensor]) -> Result<Tensor> {
     let (shape, dtype) = infer::infer(op, inputs)?;
-    crate::backend::cpu::execute(op, inputs, shape, dtype)
+    crate::placement::run(op, inputs, shape, dtype)
 }

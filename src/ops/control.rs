@@ -38,8 +38,10 @@ impl Tensor {
         if self.num_elements() != 1 {
             return Err(Error::shape(op, "a one-element tensor as the condition", format!("shape {}", self.shape())));
         }
+        // A GPU predicate is copied to the host (counted), as TensorFlow does for a cond.
+        let host = self.to_host()?;
         crate::with_dtype!(self.dtype(), T => {
-            let v = self.host_slice::<T>(op)?;
+            let v = host.host_slice::<T>(op)?;
             Ok(v.first().is_some_and(|x| x.to_f64() != 0.0))
         })
     }

@@ -37,10 +37,12 @@ pub(crate) enum Data {
     /// Row-major, contiguous elements in host memory.
     Host(HostStorage),
     /// The same elements as a host tensor, seen with another shape (reshape, expand_dims,
-    /// squeeze): zero-copy. The target is always a `Host` tensor, never another alias.
+    /// squeeze): zero-copy. The target is always a `Host` or `Gpu` tensor, never another alias.
     Alias(Tensor),
     /// A node of a graph being traced: shape and dtype are known, values are not.
     Symbolic(crate::graph::trace::Symbol),
+    /// Elements in a GPU buffer (`backend::wgpu`): reading them on the host is a counted copy.
+    Gpu(crate::backend::wgpu::storage::GpuStorage),
 }
 
 impl Tensor {
@@ -82,22 +84,35 @@ impl Tensor {
         match &self.0.data {
             Data::Host(_) | Data::Symbolic(_) => Device::Cpu,
             Data::Alias(t) => t.device(),
+            Data::Gpu(g) => g.device(),
         }
     }
-    /// A tensor with the same values on `device`: the same handle when it is already
-    /// there. Errors: `DeviceUnavailable` for a GPU, until the GPU backend lands.
+    /// A tensor with the same values on `device` (an explicit copy, counted by the
+    /// profiler): the same handle when it is already there. A GPU that does not exist falls
+    /// back to the CPU under soft placement (with a logged notice); with soft placement off
+    /// it is `Error::DeviceUnavailable`. Errors: `Unsupported` for a dtype the GPU cannot
+    /// hold (f64, f16, bf16), `SymbolicTensor` inside a trace.
     #[track_caller]
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        if device == self.device() {
-            return Ok(self.clone());
+        let loc = crate::error::Loc::caller();
+        crate::placement::copy_to(self, device, "to_device").map_err(|e| e.at(loc))
+    }
+
+    /// The GPU storage behind this tensor (through a reshape alias), if it lives on a GPU.
+    pub(crate) fn gpu_storage(&self) -> Option<&crate::backend::wgpu::storage::GpuStorage> {
+        match &self.0.data {
+            Data::Gpu(g) => Some(g),
+            Data::Alias(t) => t.gpu_storage(),
+            Data::Host(_) | Data::Symbolic(_) => None,
         }
-        Err(Error::DeviceUnavailable {
-            op: "to_device",
-            device: device.to_string(),
-            available: Device::Cpu.to_string(),
-            fix: Some("this build has no GPU backend yet; keep tensors on Device::Cpu".into()),
-            location: Some(crate::error::Loc::caller()),
-        })
+    }
+
+    /// This tensor's values on the host: itself when it is there, else a counted download.
+    pub(crate) fn to_host(&self) -> Result<Tensor> {
+        match self.gpu_storage() {
+            Some(g) => crate::backend::wgpu::storage::download(g, self.shape(), self.dtype()),
+            None => Ok(self.clone()),
+        }
     }
     /// The number of dims.
     #[inline]
@@ -155,7 +170,7 @@ impl Tensor {
         match &self.0.data {
             Data::Host(h) => Some(&h.0),
             Data::Alias(t) => t.host_buffer(),
-            Data::Symbolic(_) => None,
+            Data::Symbolic(_) | Data::Gpu(_) => None,
         }
     }
 
@@ -164,14 +179,14 @@ impl Tensor {
     pub(crate) fn host_buffer_mut(&mut self) -> Option<&mut Buffer> {
         match &mut Arc::get_mut(&mut self.0)?.data {
             Data::Host(h) => Some(&mut h.0),
-            Data::Alias(_) | Data::Symbolic(_) => None,
+            Data::Alias(_) | Data::Symbolic(_) | Data::Gpu(_) => None,
         }
     }
 
     /// The same elements seen with another shape of the same size (zero-copy).
     pub(crate) fn alias(&self, shape: Shape) -> Tensor {
         let root = match &self.0.data {
-            Data::Host(_) | Data::Symbolic(_) => self.clone(),
+            Data::Host(_) | Data::Symbolic(_) | Data::Gpu(_) => self.clone(),
             Data::Alias(t) => t.clone(),
         };
         Tensor(Arc::new(Inner { shape, dtype: self.dtype(), weak: false, data: Data::Alias(root) }))
@@ -182,7 +197,7 @@ impl Tensor {
     /// read of a watched variable).
     pub(crate) fn fresh_handle(&self) -> Tensor {
         let data = match &self.0.data {
-            Data::Host(_) => Data::Alias(self.clone()),
+            Data::Host(_) | Data::Gpu(_) => Data::Alias(self.clone()),
             Data::Alias(t) => Data::Alias(t.clone()),
             Data::Symbolic(s) => Data::Symbolic(s.clone()),
         };
@@ -199,7 +214,12 @@ impl Tensor {
     /// tensor has no values yet).
     #[inline]
     pub(crate) fn host_slice<T: Element>(&self, op: &'static str) -> Result<&[T]> {
-        let Some(b) = self.host_buffer() else { return Err(self.symbolic_error(op)) };
+        let Some(b) = self.host_buffer() else {
+            if self.gpu_storage().is_some() {
+                return Err(Error::NotOnHost { op, device: self.device().to_string(), location: None });
+            }
+            return Err(self.symbolic_error(op));
+        };
         T::slice(b).ok_or_else(|| {
             Error::dtype(
                 op,

@@ -39,10 +39,19 @@ pub enum Mode {
     // `run_many` may need a tolerance instead of bit equality if a pass reorders arithmetic
     // (fusion); constant folding must still agree exactly, as it runs the same kernels.
     // TracedOptimized,
+    /// `Eager` with the tensor inputs placed on the GPU (those whose dtype it holds) inside
+    /// `with_device("/GPU:0")`: every op must give the CPU's result within a tolerance
+    /// (floats) or exactly (the rest), or the CPU's error (an out-of-range gather or one_hot
+    /// index aside: the GPU gives zeros, as TensorFlow's GPU kernels). Returns the CPU
+    /// outcome, so the table's own reference check is unchanged. Without a GPU adapter it
+    /// prints one SKIPPED line and runs `Eager`.
+    WgpuEager,
+    /// `Traced` with the inputs on the GPU: the plan runs there (fused kernels included).
+    WgpuTraced,
 }
 
 /// The modes the op table runs every case in.
-pub const MODES: &[Mode] = &[Mode::Eager, Mode::Traced];
+pub const MODES: &[Mode] = &[Mode::Eager, Mode::Traced, Mode::WgpuEager, Mode::WgpuTraced];
 
 /// The op of a case: its tensor inputs in, its outputs out. Everything else the op needs is
 /// captured, as host values are by a traced function, so it must be `Send + Sync + 'static`
@@ -72,6 +81,87 @@ pub fn run_many(
             }
             traced
         }
+        Mode::WgpuEager | Mode::WgpuTraced => {
+            let eager = f(inputs);
+            if !gpu_available() {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| eprintln!("SKIPPED: no GPU adapter: the op table's Wgpu modes run on the CPU only"));
+                return eager;
+            }
+            let on_gpu: Vec<Tensor> = inputs.iter().map(to_gpu).collect();
+            let gpu = if mode == Mode::WgpuEager {
+                ff::with_device("/GPU:0", || f(&on_gpu))
+            } else {
+                let f: OpFn = Arc::new(f);
+                ff::with_device("/GPU:0", || call_traced(&f, &on_gpu))
+            };
+            if let Err(why) = gpu_matches(&eager, &gpu) {
+                panic!("{mode:?} differs from the CPU on inputs {}: {why}", describe(inputs));
+            }
+            eager
+        }
+    }
+}
+
+/// `t` on GPU:0 when the GPU holds its dtype (f32, i32, u8, bool, i64), else `t`.
+pub fn to_gpu(t: &Tensor) -> Tensor {
+    match t.dtype() {
+        F32 | I32 | U8 | Bool | I64 => t.to_device(ff::Device::Gpu(0)).expect("upload"),
+        _ => t.clone(),
+    }
+}
+
+/// Whether a GPU outcome matches the CPU one: floats within `1e-4 + 1e-4 |want|` (sums of hundreds of products are reordered) (NaN
+/// matches NaN, infinities match exactly), everything else bit for bit; errors of the same
+/// variant (the GPU may give zeros where the CPU reports an out-of-range index).
+pub fn gpu_matches(cpu: &ff::Result<Vec<Tensor>>, gpu: &ff::Result<Vec<Tensor>>) -> Result<(), String> {
+    match (cpu, gpu) {
+        (Ok(want), Ok(got)) => {
+            if want.len() != got.len() {
+                return Err(format!("{} outputs, the CPU gave {}", got.len(), want.len()));
+            }
+            for (i, (w, g)) in want.iter().zip(got).enumerate() {
+                if w.dtype() != g.dtype() || w.shape().dims() != g.shape().dims() {
+                    return Err(format!(
+                        "output {i}: got {}{:?}, want {}{:?}",
+                        g.dtype(),
+                        g.shape().dims(),
+                        w.dtype(),
+                        w.shape().dims()
+                    ));
+                }
+                if w.dtype().is_float() {
+                    let (wv, gv) = (values(w), values(g));
+                    for (k, (a, b)) in gv.iter().zip(wv.iter()).enumerate() {
+                        let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-4 + 1e-4 * b.abs();
+                        if !ok {
+                            return Err(format!("output {i} element {k}: GPU {a}, CPU {b}"));
+                        }
+                    }
+                } else if w.dtype() == Bool {
+                    same_tensor(w, g).map_err(|e| format!("output {i}: {e}"))?;
+                } else {
+                    // Exact below 2^20; above, an integer computed through f32 (a cast back
+                    // from float math) may differ by one f32 ulp.
+                    let (wv, gv) = (values(w), values(g));
+                    for (k, (a, b)) in gv.iter().zip(wv.iter()).enumerate() {
+                        if (a - b).abs() > 1e-6 * b.abs() {
+                            return Err(format!("output {i} element {k}: GPU {a}, CPU {b}"));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        (Err(we), Err(ge)) => {
+            if std::mem::discriminant(we) != std::mem::discriminant(ge) {
+                return Err(format!("GPU error {ge}, CPU error {we}"));
+            }
+            Ok(())
+        }
+        (Err(ff::Error::IndexOutOfBounds { .. }), Ok(_)) => Ok(()),
+        (Ok(_), Err(e)) => Err(format!("the GPU failed, the CPU succeeded: {e}")),
+        (Err(e), Ok(_)) => Err(format!("the GPU succeeded, the CPU failed: {e}")),
     }
 }
 
@@ -622,4 +712,22 @@ pub fn binary_op(i: usize, x: &Tensor, y: &Tensor) -> ff::Result<Tensor> {
         14 => ff::logical_and(x, y),
         _ => ff::logical_or(x, y),
     }
+}
+
+// ---- GPU -----------------------------------------------------------------------------------
+
+/// Whether a GPU adapter exists (lavapipe counts). Sets `XDG_RUNTIME_DIR` first when it is
+/// unset, so Mesa does not complain on every test.
+pub fn gpu_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            let dir = std::env::temp_dir().join("ferroflow-xdg");
+            let _ = std::fs::create_dir_all(&dir);
+            // SAFETY: runs once, before any GPU call, while no other thread reads the env
+            // for Mesa (the OnceLock serialises the first callers).
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+        ff::devices().len() > 1
+    })
 }

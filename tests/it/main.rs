@@ -9,6 +9,7 @@ mod data;
 mod dtypes;
 mod errors;
 mod function;
+mod gpu;
 mod gradients;
 mod interop;
 mod io;

@@ -1,0 +1,266 @@
+//! WGSL generation for elementwise work: unary, binary, select, cast and fused loop
+//! programs all become one kernel shape, "load each input (contiguous, broadcast through
+//! strides, or a scalar passed as a parameter), run a few SSA lines, store". The op
+//! expressions come from the tables in `op::elementwise` (`UnaryOp::wgsl`, `BinaryOp::wgsl`);
+//! they use the alias `T` (the operand type) and the `ff_*` helpers defined here per `T`.
+//!
+//! Every buffer is `array<u32>`: loads bitcast to the element type, stores bitcast back.
+//! The kernel's text depends on dtypes, load kinds and the program, never on shapes
+//! (rank, dims and strides are parameters), so pipelines are cached by text.
+
+use std::fmt::Write;
+
+use crate::dtype::DType;
+use crate::op::{BinaryOp, UnaryOp};
+
+/// Threads per workgroup for one-thread-per-element kernels.
+pub(crate) const WG: u32 = 256;
+
+/// The WGSL type an element computes in.
+pub(crate) fn ty(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::I32 => "i32",
+        DType::Bool => "bool",
+        _ => "u32", // u8 (widened); other dtypes never reach codegen
+    }
+}
+
+/// A stored word as a value of `d`.
+pub(crate) fn load(d: DType, w: &str) -> String {
+    match d {
+        DType::F32 => format!("bitcast<f32>({w})"),
+        DType::I32 => format!("bitcast<i32>({w})"),
+        DType::Bool => format!("({w} != 0u)"),
+        _ => w.to_string(),
+    }
+}
+
+/// A value of `d` as a stored word.
+pub(crate) fn store(d: DType, v: &str) -> String {
+    match d {
+        DType::F32 | DType::I32 => format!("bitcast<u32>({v})"),
+        DType::Bool => format!("select(0u, 1u, {v})"),
+        _ => v.to_string(),
+    }
+}
+
+/// `alias T` and the `ff_*` helpers the op tables call, for operand dtype `t`.
+pub(crate) fn prelude(t: DType) -> String {
+    let mut s = format!("alias T = {};\n", ty(t));
+    match t {
+        DType::F32 => s.push_str(
+            r#"
+// NaN tests on the bits: compilers may fold `x != x` to false.
+fn ff_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn ff_max(a: f32, b: f32) -> f32 { if (a > b || ff_isnan(a)) { return a; } return b; }
+fn ff_min(a: f32, b: f32) -> f32 { if (a < b || ff_isnan(a)) { return a; } return b; }
+fn ff_floor_div(a: f32, b: f32) -> f32 { return floor(a / b); }
+fn ff_erf(x: f32) -> f32 {
+    // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
+    return select(-y, y, x >= 0.0);
+}
+fn ff_sigmoid(x: f32) -> f32 {
+    // Stable on both sides: exp of a non-positive number only.
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+fn ff_pow(a: f32, b: f32) -> f32 {
+    if (b == 0.0 || a == 1.0) { return 1.0; }
+    if (ff_isnan(a) || ff_isnan(b)) { return a + b; }
+    if (floor(b) == b && abs(b) <= 64.0) {
+        // Exact-as-possible integer powers by squaring (what powf gives for small ints).
+        var e = u32(abs(b));
+        var base = a;
+        var r = 1.0;
+        loop {
+            if (e == 0u) { break; }
+            if ((e & 1u) == 1u) { r = r * base; }
+            base = base * base;
+            e = e >> 1u;
+        }
+        return select(r, 1.0 / r, b < 0.0);
+    }
+    let m = exp2(b * log2(abs(a)));
+    if (a < 0.0) {
+        if (floor(b) != b) { return bitcast<f32>(0x7fc00000u); }
+        if (floor(b * 0.5) * 2.0 != b) { return -m; }
+    }
+    return m;
+}
+"#,
+        ),
+        DType::I32 => s.push_str(
+            r#"
+fn ff_isnan(x: i32) -> bool { return false; }
+fn ff_max(a: i32, b: i32) -> i32 { return max(a, b); }
+fn ff_min(a: i32, b: i32) -> i32 { return min(a, b); }
+fn ff_floor_div(a: i32, b: i32) -> i32 {
+    if (b == 0) { return 0; }
+    if (b == -1) { return 0 - a; }
+    let q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) { return q - 1; }
+    return q;
+}
+fn ff_pow(a: i32, b: i32) -> i32 {
+    if (b < 0) {
+        if (a == 1) { return 1; }
+        if (a == -1) { if (b % 2 == 0) { return 1; } return a; }
+        return 0;
+    }
+    var e = u32(b);
+    var base = a;
+    var r = 1;
+    loop {
+        if (e == 0u) { break; }
+        if ((e & 1u) == 1u) { r = r * base; }
+        base = base * base;
+        e = e >> 1u;
+    }
+    return r;
+}
+"#,
+        ),
+        DType::U8 => s.push_str(
+            r#"
+fn ff_isnan(x: u32) -> bool { return false; }
+fn ff_max(a: u32, b: u32) -> u32 { return max(a, b); }
+fn ff_min(a: u32, b: u32) -> u32 { return min(a, b); }
+fn ff_floor_div(a: u32, b: u32) -> u32 { if (b == 0u) { return 0u; } return a / b; }
+fn ff_pow(a: u32, b: u32) -> u32 {
+    var e = b;
+    var base = a;
+    var r = 1u;
+    loop {
+        if (e == 0u) { break; }
+        if ((e & 1u) == 1u) { r = (r * base) & 255u; }
+        base = (base * base) & 255u;
+        e = e >> 1u;
+    }
+    return r;
+}
+"#,
+        ),
+        _ => {}
+    }
+    s
+}
+
+/// Whether `op` on dtype `t` can run on the GPU (the table's accepted dtypes, restricted to
+/// what the GPU computes in).
+pub(crate) fn compute_dtype(t: DType) -> bool {
+    matches!(t, DType::F32 | DType::I32 | DType::U8 | DType::Bool)
+}
+
+/// A unary expression over register `x`, wrapped for u8.
+pub(crate) fn unary_expr(op: UnaryOp, t: DType, x: &str) -> String {
+    let e = format!("ff_unary_{}({x})", op.name());
+    wrap_u8(t, matches!(op, UnaryOp::Square | UnaryOp::Neg), e)
+}
+
+/// A binary expression over registers `a` and `b`, wrapped for u8.
+pub(crate) fn binary_expr(op: BinaryOp, t: DType, a: &str, b: &str) -> String {
+    let e = format!("ff_binary_{}({a}, {b})", op.name());
+    wrap_u8(t, matches!(op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul), e)
+}
+
+fn wrap_u8(t: DType, wraps: bool, e: String) -> String {
+    if t == DType::U8 && wraps { format!("(({e}) & 255u)") } else { e }
+}
+
+/// The helper function for one table entry: `fn ff_unary_relu(x: T) -> T { return <wgsl>; }`.
+pub(crate) fn unary_fn(op: UnaryOp) -> String {
+    let out = if op == UnaryOp::LogicalNot { "bool" } else { "T" };
+    let arg = if op == UnaryOp::LogicalNot { "bool" } else { "T" };
+    format!("fn ff_unary_{}(x: {arg}) -> {out} {{ return {}; }}\n", op.name(), op.wgsl())
+}
+
+pub(crate) fn binary_fn(op: BinaryOp) -> String {
+    let logical = matches!(op, BinaryOp::LogicalAnd | BinaryOp::LogicalOr);
+    let arg = if logical { "bool" } else { "T" };
+    let out = if op.is_comparison() || logical { "bool" } else { "T" };
+    format!("fn ff_binary_{}(a: {arg}, b: {arg}) -> {out} {{ return {}; }}\n", op.name(), op.wgsl())
+}
+
+/// How an elementwise kernel reads one input.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum LoadKind {
+    /// Same element count as the output: element `i`.
+    Contig,
+    /// Broadcast: per-dim strides (0 where broadcast) from the parameters.
+    Strided,
+    /// A host scalar, passed as one parameter word.
+    Param,
+}
+
+/// An elementwise kernel: loads, SSA lines (`let rK = ...;`), the register stored, and the
+/// output dtype. `t` is the operand dtype (the `T` alias and helpers).
+pub(crate) struct Ew {
+    pub(crate) t: DType,
+    pub(crate) loads: Vec<(LoadKind, DType)>,
+    pub(crate) lines: Vec<String>,
+    pub(crate) result: String,
+    pub(crate) out: DType,
+    /// Table helpers the lines call.
+    pub(crate) helpers: String,
+}
+
+impl Ew {
+    /// The WGSL source. Parameters: `n, rank, dims[rank]`, then `rank` strides per strided
+    /// load (in load order), then one word per parameter load.
+    pub(crate) fn source(&self) -> String {
+        let n_buf = self.loads.iter().filter(|(k, _)| *k != LoadKind::Param).count();
+        let mut s = prelude(self.t);
+        s.push_str(&self.helpers);
+        let mut b = 0;
+        for (k, _) in &self.loads {
+            if *k != LoadKind::Param {
+                let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<u32>;");
+                b += 1;
+            }
+        }
+        let _ = writeln!(s, "@group(0) @binding({n_buf}) var<storage, read_write> out: array<u32>;");
+        let _ = writeln!(s, "@group(0) @binding({}) var<storage, read> p: array<u32>;", n_buf + 1);
+        let _ = write!(
+            s,
+            "@compute @workgroup_size({WG})\nfn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{\n    let i = (wg.x + wg.y * nwg.x) * {WG}u + li;\n    let n = p[0];\n    if (i >= n) {{ return; }}\n    let rank = p[1];\n"
+        );
+        let n_strided = self.loads.iter().filter(|(k, _)| *k == LoadKind::Strided).count();
+        if n_strided > 0 {
+            for j in 0..n_strided {
+                let _ = writeln!(s, "    var o{j} = 0u;");
+            }
+            s.push_str("    var rem = i;\n    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {\n        let dim = p[2u + u32(d)];\n        let c = rem % dim;\n        rem = rem / dim;\n");
+            for j in 0..n_strided {
+                let _ = writeln!(s, "        o{j} = o{j} + c * p[2u + rank * {}u + u32(d)];", j + 1);
+            }
+            s.push_str("    }\n");
+        }
+        let (mut buf, mut strided, mut param) = (0, 0, 0);
+        for (r, (k, d)) in self.loads.iter().enumerate() {
+            let word = match k {
+                LoadKind::Contig => {
+                    buf += 1;
+                    format!("in{}[i]", buf - 1)
+                }
+                LoadKind::Strided => {
+                    buf += 1;
+                    strided += 1;
+                    format!("in{}[o{}]", buf - 1, strided - 1)
+                }
+                LoadKind::Param => {
+                    param += 1;
+                    format!("p[2u + rank * {}u + {}u]", n_strided + 1, param - 1)
+                }
+            };
+            let _ = writeln!(s, "    let r{r} = {};", load(*d, &word));
+        }
+        for l in &self.lines {
+            let _ = writeln!(s, "    {l}");
+        }
+        let _ = writeln!(s, "    out[i] = {};\n}}", store(self.out, &self.result));
+        s
+    }
+}

@@ -1,0 +1,439 @@
+//! The wgpu device context: created lazily, once per process per adapter, and the only place
+//! that talks to `wgpu::Instance`/`Adapter`/`Device`. It also owns the compute-pipeline
+//! cache (keyed by WGSL source), the pending command encoder that kernels record into (one
+//! queue submission per flush), and the conversion of every wgpu failure into a typed
+//! `Error::Gpu` (validation errors are caught with error scopes and an uncaptured-error
+//! handler, so wgpu never panics on us).
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+/// A compiled kernel: its pipeline and the bind-group layout it was built with.
+pub(crate) struct Kernel {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+    /// The number of read-only storage bindings before the output.
+    pub(crate) n_inputs: usize,
+}
+
+/// Commands recorded but not yet submitted.
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    dispatches: usize,
+}
+
+/// One opened adapter: device, queue, limits and caches.
+pub(crate) struct Ctx {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) ordinal: usize,
+    pub(crate) limits: wgpu::Limits,
+    kernels: Mutex<HashMap<String, Arc<Kernel>>>,
+    pending: Mutex<Pending>,
+    /// Set by the device-lost callback: every later call fails with `Error::Gpu`.
+    lost: Arc<AtomicBool>,
+    /// The last error no scope caught (the handler stores it; the next call reports it).
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+/// Every adapter wgpu found, best first (discrete, integrated, virtual, other, CPU).
+struct Registry {
+    adapters: Vec<wgpu::Adapter>,
+    ctxs: Vec<OnceLock<std::result::Result<Arc<Ctx>, String>>>,
+}
+
+static REGISTRY: OnceLock<Registry> = OnceLock::new();
+
+fn registry() -> &'static Registry {
+    REGISTRY.get_or_init(|| {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Other => 3,
+            wgpu::DeviceType::Cpu => 4,
+        };
+        adapters.sort_by_key(rank);
+        let ctxs = adapters.iter().map(|_| OnceLock::new()).collect();
+        Registry { adapters, ctxs }
+    })
+}
+
+/// The GPUs this process can use (`Gpu(0)` is the best adapter).
+pub(crate) fn gpu_count() -> usize {
+    registry().adapters.len()
+}
+
+/// A one-line description of each adapter (name, backend, type).
+pub(crate) fn adapter_names() -> Vec<String> {
+    registry()
+        .adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+        })
+        .collect()
+}
+
+/// The devices that exist, as a list for error messages.
+pub(crate) fn available_devices() -> String {
+    let mut v = vec![Device::Cpu.to_string()];
+    v.extend((0..gpu_count()).map(|n| Device::Gpu(n).to_string()));
+    v.join(", ")
+}
+
+/// The context of GPU `ordinal`, opened on first use.
+pub(crate) fn ctx(ordinal: usize) -> Result<Arc<Ctx>> {
+    let reg = registry();
+    let (Some(adapter), Some(cell)) = (reg.adapters.get(ordinal), reg.ctxs.get(ordinal)) else {
+        return Err(Error::DeviceUnavailable {
+            op: "gpu",
+            device: Device::Gpu(ordinal).to_string(),
+            available: available_devices(),
+            fix: Some("use a device from the list, or leave soft placement on to fall back to the CPU".into()),
+            location: None,
+        });
+    };
+    let c = cell.get_or_init(|| open(adapter, ordinal).map(Arc::new));
+    match c {
+        Ok(c) => {
+            if c.lost.load(Ordering::Relaxed) {
+                return Err(gpu_err("gpu", format!("device {} was lost", Device::Gpu(ordinal)), None));
+            }
+            Ok(c.clone())
+        }
+        Err(m) => Err(gpu_err("gpu", m.clone(), None)),
+    }
+}
+
+fn open(adapter: &wgpu::Adapter, ordinal: usize) -> std::result::Result<Ctx, String> {
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    // No optional features: f16/f64/i64 arithmetic is not generated (those dtypes run on
+    // the CPU), so any Vulkan 1.1 adapter will do.
+    let features = wgpu::Features::empty();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("ferroflow"),
+        required_features: features,
+        required_limits: limits.clone(),
+        ..Default::default()
+    }))
+    .map_err(|e| format!("could not open {} ({}): {e}", Device::Gpu(ordinal), info.name))?;
+    let lost = Arc::new(AtomicBool::new(false));
+    let l = lost.clone();
+    device.set_device_lost_callback(move |reason, msg| {
+        log::error!("ferroflow: GPU device lost ({reason:?}): {msg}");
+        l.store(true, Ordering::Relaxed);
+    });
+    let uncaptured = Arc::new(Mutex::new(None));
+    let u = uncaptured.clone();
+    // wgpu's default handler panics; ours keeps the message for the next call to report.
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        log::error!("ferroflow: uncaptured GPU error: {e}");
+        if let Ok(mut g) = u.lock() {
+            *g = Some(e.to_string());
+        }
+    }));
+    log::info!("ferroflow: opened {} on {} ({:?})", Device::Gpu(ordinal), info.name, info.backend);
+    Ok(Ctx {
+        device,
+        queue,
+        ordinal,
+        limits,
+        kernels: Mutex::new(HashMap::new()),
+        pending: Mutex::new(Pending { encoder: None, dispatches: 0 }),
+        lost,
+        uncaptured,
+    })
+}
+
+/// An `Error::Gpu` for `op`, keeping the wgpu error as its source.
+pub(crate) fn gpu_err(op: &'static str, message: String, source: Option<wgpu::Error>) -> Error {
+    Error::Gpu { op, message, source: source.map(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>) }
+}
+
+thread_local! {
+    /// Depth of traced plans running on this thread: while > 0, no automatic flushes
+    /// (a plan's call is one submission).
+    static BATCH: Cell<usize> = const { Cell::new(0) };
+    /// Queue submissions made by this thread (tests assert one per traced call).
+    static SUBMITS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Submissions this thread made.
+pub(crate) fn thread_submissions() -> u64 {
+    SUBMITS.with(Cell::get)
+}
+
+/// Runs `f` as one batch: kernels record into one encoder, submitted once at the end.
+pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            let d = BATCH.with(|b| {
+                let d = b.get().saturating_sub(1);
+                b.set(d);
+                d
+            });
+            if d == 0 {
+                flush_all();
+            }
+        }
+    }
+    BATCH.with(|b| b.set(b.get() + 1));
+    let _done = Done;
+    f()
+}
+
+/// Submits pending work of every opened context.
+pub(crate) fn flush_all() {
+    if let Some(reg) = REGISTRY.get() {
+        for c in reg.ctxs.iter().filter_map(|c| c.get()).filter_map(|c| c.as_ref().ok()) {
+            if let Err(e) = c.flush() {
+                log::error!("ferroflow: {e}");
+            }
+        }
+    }
+}
+
+/// Submits pending work everywhere and waits for every opened GPU to finish it.
+pub(crate) fn synchronize() -> Result<()> {
+    if let Some(reg) = REGISTRY.get() {
+        for c in reg.ctxs.iter().filter_map(|c| c.get()).filter_map(|c| c.as_ref().ok()) {
+            c.flush()?;
+            c.wait("synchronize")?;
+        }
+    }
+    Ok(())
+}
+
+/// Dispatches recorded before an eager op flushes by itself (bounds the encoder's size).
+const AUTO_FLUSH: usize = 64;
+
+impl Ctx {
+    pub(crate) fn device_id(&self) -> Device {
+        Device::Gpu(self.ordinal)
+    }
+
+    /// The error a previous call left behind, or a lost device.
+    pub(crate) fn check(&self, op: &'static str) -> Result<()> {
+        if self.lost.load(Ordering::Relaxed) {
+            return Err(gpu_err(op, format!("device {} was lost", self.device_id()), None));
+        }
+        if let Some(m) = self.uncaptured.lock().ok().and_then(|mut g| g.take()) {
+            return Err(gpu_err(op, m, None));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes: a typed error instead of
+    /// wgpu's panic.
+    pub(crate) fn scoped<R>(&self, op: &'static str, f: impl FnOnce() -> R) -> Result<R> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let r = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            let msg = match &e {
+                wgpu::Error::OutOfMemory { .. } => "out of GPU memory".to_string(),
+                wgpu::Error::Validation { description, .. } | wgpu::Error::Internal { description, .. } => {
+                    description.clone()
+                }
+            };
+            return Err(gpu_err(op, msg, Some(e)));
+        }
+        Ok(r)
+    }
+
+    /// The kernel for this WGSL source (compiled once, cached by its text).
+    pub(crate) fn kernel(&self, op: &'static str, src: &str, n_inputs: usize) -> Result<Arc<Kernel>> {
+        if let Some(k) = self.kernels.lock().ok().and_then(|m| m.get(src).cloned()) {
+            return Ok(k);
+        }
+        let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let k = self.scoped(op, || {
+            let mut entries: Vec<_> = (0..n_inputs as u32).map(|b| storage(b, true)).collect();
+            entries.push(storage(n_inputs as u32, false));
+            entries.push(storage(n_inputs as u32 + 1, true));
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(op), entries: &entries });
+            let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(op),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(op),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+            let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(op),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            Kernel { pipeline, layout, n_inputs }
+        });
+        let k = match k {
+            Ok(k) => Arc::new(k),
+            Err(Error::Gpu { message, source, .. }) => {
+                log::debug!("ferroflow: WGSL that failed:\n{src}");
+                return Err(Error::Gpu { op, message: format!("shader compile failed: {message}"), source });
+            }
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut m) = self.kernels.lock() {
+            m.insert(src.to_string(), k.clone());
+        }
+        Ok(k)
+    }
+
+    /// Records one dispatch of `kernel` over `inputs` into `output`, with `params` (u32
+    /// words) as the last binding. `groups` workgroups are laid out in x (and y past the
+    /// 65,535 limit); kernels rebuild the linear id from `num_workgroups`.
+    pub(crate) fn dispatch(
+        &self,
+        op: &'static str,
+        kernel: &Kernel,
+        inputs: &[&wgpu::Buffer],
+        output: &wgpu::Buffer,
+        params: &[u32],
+        groups: u32,
+    ) -> Result<()> {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1);
+        let (gx, gy) = if groups <= max { (groups, 1) } else { (max, groups.div_ceil(max)) };
+        self.dispatch_3d(op, kernel, inputs, output, params, (gx, gy, 1))
+    }
+
+    /// `dispatch` with an explicit 3-D grid.
+    pub(crate) fn dispatch_3d(
+        &self,
+        op: &'static str,
+        kernel: &Kernel,
+        inputs: &[&wgpu::Buffer],
+        output: &wgpu::Buffer,
+        params: &[u32],
+        (gx, gy, gz): (u32, u32, u32),
+    ) -> Result<()> {
+        self.check(op)?;
+        if gx == 0 || gy == 0 || gz == 0 {
+            return Ok(());
+        }
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1);
+        if gx > max || gy > max || gz > max {
+            return Err(Error::Unsupported {
+                op,
+                message: format!(
+                    "a grid of {gx}x{gy}x{gz} workgroups exceeds this GPU's dispatch limit of {max} per dimension; split the tensor"
+                ),
+                location: None,
+            });
+        }
+        let mut words = params.to_vec();
+        if words.is_empty() {
+            words.push(0);
+        }
+        self.scoped(op, || {
+            let pbuf = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params"),
+                size: (words.len() * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: true,
+            });
+            if let Ok(mut v) = pbuf.get_mapped_range_mut(..) {
+                v.copy_from_slice(bytemuck::cast_slice(&words));
+            }
+            pbuf.unmap();
+            let mut entries: Vec<wgpu::BindGroupEntry> = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+                .collect();
+            debug_assert_eq!(inputs.len(), kernel.n_inputs);
+            entries.push(wgpu::BindGroupEntry { binding: inputs.len() as u32, resource: output.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry { binding: inputs.len() as u32 + 1, resource: pbuf.as_entire_binding() });
+            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(op),
+                layout: &kernel.layout,
+                entries: &entries,
+            });
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let enc = p.encoder.get_or_insert_with(|| {
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ferroflow") })
+            });
+            {
+                let mut pass =
+                    enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(op), timestamp_writes: None });
+                pass.set_pipeline(&kernel.pipeline);
+                pass.set_bind_group(0, &bg, &[]);
+                pass.dispatch_workgroups(gx, gy, gz);
+            }
+            p.dispatches += 1;
+            p.dispatches
+        })
+        .and_then(|n| if n >= AUTO_FLUSH && BATCH.with(Cell::get) == 0 { self.flush() } else { Ok(()) })
+    }
+
+    /// Records a buffer-to-buffer copy (for downloads and whole-buffer copies).
+    pub(crate) fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) -> Result<()> {
+        self.scoped("copy", || {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let enc = p.encoder.get_or_insert_with(|| {
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ferroflow") })
+            });
+            enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+        })
+    }
+
+    /// Submits what was recorded (one queue submission), if anything.
+    ///
+    /// The lock is held through the submission: a thread that finds nothing pending knows
+    /// that everything recorded before (its own copies included) is already submitted, so a
+    /// buffer mapped next cannot race a submission still in flight on another thread.
+    pub(crate) fn flush(&self) -> Result<()> {
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.dispatches = 0;
+            if let Some(enc) = p.encoder.take() {
+                self.scoped("submit", || {
+                    self.queue.submit([enc.finish()]);
+                })?;
+                SUBMITS.with(|s| s.set(s.get() + 1));
+            }
+        }
+        self.check("submit")
+    }
+
+    /// Blocks until the GPU finished everything submitted.
+    pub(crate) fn wait(&self, op: &'static str) -> Result<()> {
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| Error::Gpu {
+            op,
+            message: format!("waiting for the GPU failed: {e}"),
+            source: Some(Box::new(e)),
+        })
+    }
+}

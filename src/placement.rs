@@ -1,0 +1,302 @@
+//! Device placement: the `with_device` scope stack, where each op runs, soft placement
+//! (a GPU that is missing or has no kernel for the op means the CPU, with a logged notice)
+//! and the device policy for inputs that live elsewhere (copy silently, copy and warn, or
+//! refuse). Every copy goes through `backend::wgpu::storage` and is counted by the profiler.
+//!
+//! Where an op runs: the innermost `with_device` scope; without one, the device of its first
+//! input that lives on a GPU; otherwise the CPU. (TensorFlow puts every op on GPU:0 when one
+//! exists; ferroflow keeps the CPU the default so that moving to the GPU is a visible
+//! decision.)
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::backend::wgpu::context::{self, Ctx};
+use crate::backend::wgpu::storage;
+use crate::config::{DevicePolicy, device_policy, soft_device_placement};
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{Error, Loc, Result};
+use crate::graph::fusion::Fusion;
+use crate::op::PrimOp;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+thread_local! {
+    static SCOPE: RefCell<Vec<Device>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What names a device: a `Device`, or a TensorFlow name such as `"/GPU:0"`.
+pub trait IntoDevice {
+    /// The device, or `InvalidArgument` for a name that does not parse.
+    fn into_device(self) -> Result<Device>;
+}
+
+impl IntoDevice for Device {
+    fn into_device(self) -> Result<Device> {
+        Ok(self)
+    }
+}
+impl IntoDevice for &str {
+    #[track_caller]
+    fn into_device(self) -> Result<Device> {
+        Device::parse(self)
+    }
+}
+impl IntoDevice for &String {
+    #[track_caller]
+    fn into_device(self) -> Result<Device> {
+        Device::parse(self)
+    }
+}
+impl IntoDevice for String {
+    #[track_caller]
+    fn into_device(self) -> Result<Device> {
+        Device::parse(&self)
+    }
+}
+
+/// Runs `f` with ops placed on `device` (as `with tf.device("/GPU:0"):`): ops and
+/// creation functions inside run there, inputs on other devices are copied (under the
+/// device policy), results stay there. Scopes nest; the innermost wins, on this thread.
+/// A missing GPU falls back to the CPU under soft placement (the default).
+///
+/// ```
+/// use ferroflow as ff;
+/// # fn main() -> ff::Result<()> {
+/// let a = ff::ones(&[2, 2], ff::DType::F32)?;
+/// let y = ff::with_device("/GPU:0", || ff::matmul(&a, &a))?;
+/// // On the GPU when there is one, on the CPU (soft placement) when not.
+/// assert_eq!(y.to_ndarray::<f32>()?[[0, 0]], 2.0);
+/// # Ok(()) }
+/// ```
+#[track_caller]
+pub fn with_device<R>(device: impl IntoDevice, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    let loc = Loc::caller();
+    let d = device.into_device().map_err(|e| e.at(loc))?;
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            SCOPE.with(|s| s.borrow_mut().pop());
+        }
+    }
+    SCOPE.with(|s| s.borrow_mut().push(d));
+    let _pop = Pop;
+    f()
+}
+
+/// The device of the innermost `with_device` scope on this thread.
+pub(crate) fn scope() -> Option<Device> {
+    SCOPE.with(|s| s.borrow().last().copied())
+}
+
+/// The devices this process can use: the CPU, then each GPU wgpu found.
+pub fn devices() -> Vec<Device> {
+    let mut v = vec![Device::Cpu];
+    v.extend((0..context::gpu_count()).map(Device::Gpu));
+    v
+}
+
+/// Logs `msg` once per process (soft-placement notices would flood a loop otherwise).
+fn notice_once(key: String, msg: impl FnOnce() -> String) {
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut g = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if g.get_or_insert_with(HashSet::new).insert(key) {
+        log::warn!("ferroflow: {}", msg());
+    }
+}
+
+/// The context of `d` (a GPU), `None` to run on the CPU instead (soft placement, logged),
+/// or `DeviceUnavailable` with soft placement off.
+pub(crate) fn gpu(d: Device, op: &'static str) -> Result<Option<Arc<Ctx>>> {
+    let Device::Gpu(n) = d else { return Ok(None) };
+    match context::ctx(n) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if soft_device_placement() => {
+            notice_once(format!("unavailable {d}"), || {
+                format!("{d} is not available ({e}); ops placed there run on the CPU (soft placement)")
+            });
+            Ok(None)
+        }
+        Err(Error::DeviceUnavailable { device, available, .. }) => Err(Error::DeviceUnavailable {
+            op,
+            device,
+            available,
+            fix: Some(
+                "place the op on an available device, or turn soft placement on (ff::config::set_soft_device_placement(true)) to fall back to the CPU"
+                    .into(),
+            ),
+            location: None,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// `t` on `device`: an explicit copy (`to_device`), counted; the same handle when it is there.
+pub(crate) fn copy_to(t: &Tensor, device: Device, op: &'static str) -> Result<Tensor> {
+    if t.is_symbolic() {
+        return Err(t.symbolic_error(op));
+    }
+    if t.device() == device {
+        return Ok(t.clone());
+    }
+    match device {
+        Device::Cpu => t.to_host(),
+        Device::Gpu(_) => match gpu(device, op)? {
+            Some(ctx) => {
+                let host = t.to_host()?;
+                storage::upload(&ctx, &host)
+            }
+            None => t.to_host(),
+        },
+    }
+}
+
+/// `t` moved to `target` for `op` under the device policy (an implicit copy).
+fn implicit(t: &Tensor, target: Device, op: &'static str) -> Result<Tensor> {
+    let from = t.device();
+    match device_policy() {
+        DevicePolicy::Explicit => {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!(
+                    "an input lives on {from} but the op runs on {target}, and the device policy is Explicit: copy it first with to_device({target:?}), or set_device_policy(DevicePolicy::Silent)"
+                ),
+                location: None,
+            });
+        }
+        DevicePolicy::Warn => log::warn!("ferroflow: {op}: copying an input from {from} to {target}"),
+        DevicePolicy::Silent => {}
+    }
+    copy_to(t, target, op)
+}
+
+/// The device an op asks for: its scope, else its first GPU input, else the CPU.
+pub(crate) fn requested(inputs: &[&Tensor]) -> Device {
+    scope().or_else(|| inputs.iter().map(|t| t.device()).find(|d| *d != Device::Cpu)).unwrap_or(Device::Cpu)
+}
+
+/// Whether host rank-0 inputs of `op` are passed to the GPU kernel as parameters (no copy).
+fn takes_scalars(op: &PrimOp) -> bool {
+    match op {
+        PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Select => true,
+        PrimOp::Cast(to) => *to != DType::I64,
+        _ => false,
+    }
+}
+
+fn is_host_scalar(t: &Tensor) -> bool {
+    t.rank() == 0 && t.host_buffer().is_some() && matches!(t.dtype(), DType::F32 | DType::I32 | DType::U8 | DType::Bool)
+}
+
+/// Runs one primitive (inference done) on the device placement picks.
+pub(crate) fn run(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType) -> Result<Tensor> {
+    let target = requested(inputs);
+    if target == Device::Cpu && inputs.iter().all(|t| t.gpu_storage().is_none()) {
+        return crate::backend::cpu::execute(op, inputs, shape, dtype);
+    }
+    if let Some(ctx) = gpu(target, op.name())? {
+        match crate::backend::wgpu::check(op, inputs, dtype) {
+            Ok(()) => {
+                let dev = ctx.device_id();
+                let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
+                for t in inputs {
+                    let stay = t.device() == dev || (takes_scalars(op) && is_host_scalar(t));
+                    moved.push(if stay { (*t).clone() } else { implicit(t, dev, op.name())? });
+                }
+                let ins: Vec<&Tensor> = moved.iter().collect();
+                return crate::backend::wgpu::execute(&ctx, op, &ins, shape, dtype);
+            }
+            Err(e) if soft_device_placement() => {
+                let dt: Vec<String> = inputs.iter().map(|t| t.dtype().to_string()).collect();
+                notice_once(format!("{} {:?}", op.name(), dt), || {
+                    format!("{} ({}) has no GPU kernel, it runs on the CPU: {e}", op.name(), dt.join(", "))
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // On the CPU: inputs that live on a GPU come back (under the policy).
+    let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
+    for t in inputs {
+        moved.push(if t.gpu_storage().is_some() { implicit(t, Device::Cpu, op.name())? } else { (*t).clone() });
+    }
+    let ins: Vec<&Tensor> = moved.iter().collect();
+    crate::backend::cpu::execute(op, &ins, shape, dtype)
+}
+
+/// Runs a fused kernel of a traced plan on the device placement picks.
+pub(crate) fn run_fused(f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<Tensor> {
+    let target = requested(inputs);
+    if target != Device::Cpu
+        && let Some(ctx) = gpu(target, f.name())?
+    {
+        match crate::backend::wgpu::check_fused(f) {
+            Ok(()) => {
+                let dev = ctx.device_id();
+                let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
+                for t in inputs {
+                    let stay = t.device() == dev
+                        || (matches!(f.kind, crate::graph::fusion::FusionKind::Loop) && is_host_scalar(t));
+                    moved.push(if stay { (*t).clone() } else { implicit(t, dev, f.name())? });
+                }
+                let ins: Vec<&Tensor> = moved.iter().collect();
+                return crate::backend::wgpu::run_fused(&ctx, f, &ins, shape);
+            }
+            Err(e) if soft_device_placement() => {
+                notice_once(format!("{} {}", f.name(), f.dtype), || {
+                    format!("{} ({}) has no GPU kernel, it runs on the CPU: {e}", f.name(), f.dtype)
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
+    for t in inputs {
+        moved.push(if t.gpu_storage().is_some() { implicit(t, Device::Cpu, f.name())? } else { (*t).clone() });
+    }
+    let ins: Vec<&Tensor> = moved.iter().collect();
+    crate::backend::cpu::fused::run(f, &ins, shape, None)
+}
+
+/// The GPU a traced plan runs on for these arguments, if any (its scope or first GPU
+/// argument, when that GPU is usable).
+pub(crate) fn plan_gpu(args: &[&Tensor]) -> Result<Option<Arc<Ctx>>> {
+    let target = requested(args);
+    if target == Device::Cpu {
+        return Ok(None);
+    }
+    gpu(target, "function")
+}
+
+/// A tensor made on the host by a creation op, moved to the scope's GPU if there is one
+/// (counted as an upload).
+pub(crate) fn place_created(t: Tensor) -> Result<Tensor> {
+    match scope() {
+        Some(d @ Device::Gpu(_)) if crate::graph::trace::active().is_none() => match gpu(d, "create")? {
+            Some(ctx) if storage::words(t.dtype()).is_some() => storage::upload(&ctx, &t),
+            _ => Ok(t),
+        },
+        _ => Ok(t),
+    }
+}
+
+/// A seeded f32 draw made on the scope's GPU (no upload), or `None` to draw on the CPU
+/// (no GPU scope, another dtype, tracing, or soft placement to the CPU).
+pub(crate) fn random_on_gpu(
+    shape: &[usize],
+    dtype: DType,
+    seed: u64,
+    dist: crate::backend::wgpu::kernels::Dist,
+) -> Option<Result<Tensor>> {
+    let d @ Device::Gpu(_) = scope()? else { return None };
+    if dtype != DType::F32 || crate::graph::trace::active().is_some() {
+        return None;
+    }
+    match gpu(d, "random") {
+        Ok(Some(ctx)) => Some(crate::backend::wgpu::kernels::random(&ctx, &Shape::new(shape), seed, dist)),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}

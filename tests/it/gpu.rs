@@ -1,0 +1,290 @@
+//! The GPU backend: placement (scopes, `to_device`, `device()`), soft placement, the device
+//! policy, exact transfer counts (`profiler::thread_transfers` differences), traced
+//! functions on the GPU (one submission per call), and failure behaviours. Every op's GPU
+//! result against the CPU one is the op table's `Wgpu` modes (`common::Mode`).
+//!
+//! On a machine without any GPU adapter each test prints one loud `SKIPPED` line and
+//! returns; in CI, Mesa's lavapipe (a CPU Vulkan driver) is the adapter, so they run.
+
+use ferroflow as ff;
+use ff::{DType, Device, DevicePolicy, Error, Tensor};
+use ndarray::{ArrayD, IxDyn};
+
+use crate::common::gpu_available;
+
+const GPU: Device = Device::Gpu(0);
+
+macro_rules! need_gpu {
+    ($name:literal) => {
+        if !gpu_available() {
+            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe): gpu::{}", $name);
+            return;
+        }
+    };
+}
+
+fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
+    Tensor::from(ArrayD::from_shape_vec(IxDyn(shape), v).unwrap())
+}
+
+fn seq(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (i as f32 * 0.37).sin()).collect()
+}
+
+fn close(a: &ArrayD<f32>, b: &ArrayD<f32>, tol: f32) {
+    assert_eq!(a.shape(), b.shape());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{x} vs {y}");
+    }
+}
+
+#[test]
+fn to_device_and_back_round_trips_every_gpu_dtype() {
+    need_gpu!("to_device_and_back_round_trips_every_gpu_dtype");
+    let cases: Vec<Tensor> = vec![
+        t(&[2, 3], seq(6)),
+        Tensor::from(ndarray::arr1(&[1i32, -2, i32::MAX, i32::MIN]).into_dyn()),
+        Tensor::from(ndarray::arr1(&[0u8, 7, 255]).into_dyn()),
+        Tensor::from(ndarray::arr1(&[true, false, true]).into_dyn()),
+        Tensor::from(ndarray::arr1(&[1i64 << 40, -3, i64::MIN]).into_dyn()),
+    ];
+    for h in cases {
+        let g = h.to_device(GPU).unwrap();
+        assert_eq!(g.device(), GPU);
+        assert_eq!(g.shape(), h.shape());
+        let back = g.to_device(Device::Cpu).unwrap();
+        assert_eq!(back.device(), Device::Cpu);
+        assert_eq!(crate::common::bits(&back), crate::common::bits(&h), "{}", h.dtype());
+    }
+}
+
+#[test]
+fn upload_three_ops_download_is_one_copy_each_way() {
+    need_gpu!("upload_three_ops_download_is_one_copy_each_way");
+    let x = t(&[4, 8], seq(32));
+    let before = ff::profiler::thread_transfers();
+    let g = x.to_device(GPU).unwrap();
+    let y = ((&g * 2.0f32).unwrap() + &g).unwrap().relu().unwrap();
+    assert_eq!(y.device(), GPU);
+    let out = y.to_ndarray::<f32>().unwrap();
+    let d = ff::profiler::thread_transfers() - before;
+    assert_eq!(d.host_to_device.count, 1);
+    assert_eq!(d.host_to_device.bytes, 32 * 4);
+    assert_eq!(d.device_to_host.count, 1);
+    assert_eq!(d.device_to_host.bytes, 32 * 4);
+    let want = x.to_ndarray::<f32>().unwrap().mapv(|v| (v * 2.0 + v).max(0.0));
+    close(&out, &want, 1e-6);
+}
+
+#[test]
+fn matmul_softmax_reductions_match_the_cpu() {
+    need_gpu!("matmul_softmax_reductions_match_the_cpu");
+    let a = t(&[2, 33, 17], seq(2 * 33 * 17));
+    let b = t(&[17, 70], seq(17 * 70));
+    let cpu = ff::matmul(&a, &b).unwrap().to_ndarray::<f32>().unwrap();
+    let gpu = ff::with_device("/GPU:0", || ff::matmul(&a, &b)).unwrap();
+    assert_eq!(gpu.device(), GPU);
+    close(&gpu.to_ndarray::<f32>().unwrap(), &cpu, 1e-5);
+    let sm = |x: &Tensor| ff::softmax(x, -1).unwrap().to_ndarray::<f32>().unwrap();
+    close(&sm(&a.to_device(GPU).unwrap()), &sm(&a), 1e-6);
+    let rs = |x: &Tensor| ff::reduce_sum(x, Some(&[0, 2]), false).unwrap().to_ndarray::<f32>().unwrap();
+    close(&rs(&a.to_device(GPU).unwrap()), &rs(&a), 1e-5);
+    let am = |x: &Tensor| ff::argmax(x, Some(&[1]), false).unwrap().to_ndarray::<i64>().unwrap();
+    assert_eq!(am(&a.to_device(GPU).unwrap()), am(&a));
+}
+
+#[test]
+fn a_scope_places_ops_and_results_stay_on_the_gpu() {
+    need_gpu!("a_scope_places_ops_and_results_stay_on_the_gpu");
+    let a = t(&[3, 4], seq(12));
+    let before = ff::profiler::thread_transfers();
+    let (y, z) = ff::with_device("/GPU:0", || {
+        let y = ff::exp(&a)?; // the host input is copied up once (silent policy)
+        let z = ff::ones(&[3, 4], DType::F32)?; // created there
+        Ok((y, z))
+    })
+    .unwrap();
+    assert_eq!((y.device(), z.device()), (GPU, GPU));
+    let d = ff::profiler::thread_transfers() - before;
+    assert_eq!(d.host_to_device.count, 2);
+    assert_eq!(d.device_to_host.count, 0);
+    // Outside the scope, an op on a GPU input runs on its device.
+    let w = (&y + &z).unwrap();
+    assert_eq!(w.device(), GPU);
+    // Nested scopes: the innermost wins.
+    let c = ff::with_device(Device::Gpu(0), || ff::with_device("/CPU:0", || ff::exp(&a))).unwrap();
+    assert_eq!(c.device(), Device::Cpu);
+    assert_eq!(format!("{}", Device::parse("/job:localhost/replica:0/task:0/device:GPU:0").unwrap()), "/device:GPU:0");
+    assert!(matches!(ff::with_device("/TPU:0", || Ok(())), Err(Error::InvalidArgument { .. })));
+}
+
+#[test]
+fn a_missing_gpu_falls_back_under_soft_placement_and_errors_without() {
+    need_gpu!("a_missing_gpu_falls_back_under_soft_placement_and_errors_without");
+    let a = t(&[2, 2], seq(4));
+    let missing = Device::Gpu(ff::devices().len() + 5);
+    let y = ff::config::with_soft_device_placement(true, || ff::with_device(missing, || ff::exp(&a))).unwrap();
+    assert_eq!(y.device(), Device::Cpu);
+    let h = ff::config::with_soft_device_placement(true, || a.to_device(missing)).unwrap();
+    assert_eq!(h.device(), Device::Cpu);
+    let e = ff::config::with_soft_device_placement(false, || ff::with_device(missing, || ff::exp(&a))).unwrap_err();
+    match &e {
+        Error::DeviceUnavailable { device, available, .. } => {
+            assert_eq!(device, &missing.to_string());
+            assert!(available.contains("/device:CPU:0") && available.contains("/device:GPU:0"), "{available}");
+        }
+        other => panic!("expected DeviceUnavailable, got {other:?}"),
+    }
+    let e = ff::config::with_soft_device_placement(false, || a.to_device(missing)).unwrap_err();
+    assert!(matches!(e, Error::DeviceUnavailable { .. }), "{e:?}");
+}
+
+#[test]
+fn dtypes_without_gpu_kernels_fall_back_or_fail_clearly() {
+    need_gpu!("dtypes_without_gpu_kernels_fall_back_or_fail_clearly");
+    let a = Tensor::from(ndarray::arr1(&[1.5f64, -2.0]).into_dyn());
+    // Soft placement: f64 runs on the CPU, with a logged notice.
+    let y = ff::with_device("/GPU:0", || ff::exp(&a)).unwrap();
+    assert_eq!(y.device(), Device::Cpu);
+    assert_eq!(y.to_ndarray::<f64>().unwrap(), a.to_ndarray::<f64>().unwrap().mapv(f64::exp));
+    // Strict: Unsupported, naming the dtype.
+    let e = ff::config::with_soft_device_placement(false, || ff::with_device("/GPU:0", || ff::exp(&a))).unwrap_err();
+    assert!(matches!(&e, Error::Unsupported { .. }) && e.to_string().contains("f64"), "{e}");
+    let e = a.to_device(GPU).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+    // Sparse primitives (data-dependent shapes) run on the CPU, with counted copies.
+    let g = Tensor::from(ndarray::arr2(&[[0.0f32, 1.0], [2.0, 0.0]]).into_dyn()).to_device(GPU).unwrap();
+    let before = ff::profiler::thread_transfers();
+    let s = ff::SparseTensor::from_dense(&g).unwrap(); // nonzero: a CPU kernel
+    let d = ff::profiler::thread_transfers() - before;
+    assert!(d.device_to_host.count >= 1, "{d}");
+    assert_eq!(s.to_dense().unwrap().to_ndarray::<f32>().unwrap(), g.to_ndarray::<f32>().unwrap());
+}
+
+#[test]
+fn the_device_policy_decides_about_mixed_inputs() {
+    need_gpu!("the_device_policy_decides_about_mixed_inputs");
+    let h = t(&[2, 3], seq(6));
+    let g = h.to_device(GPU).unwrap();
+    // Silent: the host input is copied, counted.
+    let before = ff::profiler::thread_transfers();
+    let y = ff::config::with_device_policy(DevicePolicy::Silent, || &g + &h).unwrap();
+    assert_eq!(y.device(), GPU);
+    assert_eq!((ff::profiler::thread_transfers() - before).host_to_device.count, 1);
+    // Warn: the same copy, and a logged warning.
+    let y = ff::config::with_device_policy(DevicePolicy::Warn, || &g + &h).unwrap();
+    assert_eq!(y.device(), GPU);
+    // Explicit: an error naming both devices, and no copy.
+    let before = ff::profiler::thread_transfers();
+    let e = ff::config::with_device_policy(DevicePolicy::Explicit, || &g + &h).unwrap_err();
+    let m = e.to_string();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+    assert!(m.contains("/device:CPU:0") && m.contains("/device:GPU:0") && m.contains("to_device"), "{m}");
+    assert_eq!((ff::profiler::thread_transfers() - before).total_count(), 0);
+    // Host scalars are kernel parameters, not copies: allowed under Explicit.
+    let y = ff::config::with_device_policy(DevicePolicy::Explicit, || &g * 3.0f32).unwrap();
+    assert_eq!(y.device(), GPU);
+    // An explicit copy is always allowed.
+    let y = ff::config::with_device_policy(DevicePolicy::Explicit, || &g + &h.to_device(GPU)?).unwrap();
+    assert_eq!(y.device(), GPU);
+}
+
+#[test]
+fn reading_values_of_a_gpu_tensor() {
+    need_gpu!("reading_values_of_a_gpu_tensor");
+    let g = t(&[2, 2], seq(4)).to_device(GPU).unwrap();
+    // A borrowed view would need host memory: NotOnHost, with the fix.
+    let e = g.as_ndarray::<f32>().unwrap_err();
+    assert!(matches!(e, Error::NotOnHost { .. }) && e.to_string().contains("to_device"), "{e}");
+    // Copies are counted one each.
+    let before = ff::profiler::thread_transfers();
+    let _ = g.to_ndarray::<f32>().unwrap();
+    let s = ff::reduce_sum(&g, None, false).unwrap().to_scalar::<f32>().unwrap();
+    let _ = format!("{g}");
+    let d = ff::profiler::thread_transfers() - before;
+    assert_eq!(d.device_to_host.count, 3);
+    assert_eq!(d.device_to_host.bytes, 16 + 4 + 16);
+    assert!((s - seq(4).iter().sum::<f32>()).abs() < 1e-6);
+    assert!(format!("{g}").contains("device=/device:GPU:0"));
+    // A reshape is a zero-copy alias on the device.
+    let r = g.reshape(&[4]).unwrap();
+    assert_eq!(r.to_ndarray::<f32>().unwrap().as_slice().unwrap(), &seq(4)[..]);
+    assert_eq!(r.device(), GPU);
+}
+
+#[test]
+fn a_traced_function_on_the_gpu_is_one_submission_per_call() {
+    need_gpu!("a_traced_function_on_the_gpu_is_one_submission_per_call");
+    let f = ff::function(|a: &Tensor, b: &Tensor, c: &Tensor| ((a * b)? + c)?.relu());
+    let (a, b, c) = (t(&[8, 16], seq(128)), t(&[8, 16], seq(128).iter().map(|v| v * 2.0).collect()), t(&[16], seq(16)));
+    let want = f.call((&a, &b, &c)).unwrap().to_ndarray::<f32>().unwrap();
+    let (ga, gb, gc) = (a.to_device(GPU).unwrap(), b.to_device(GPU).unwrap(), c.to_device(GPU).unwrap());
+    let before = (ff::profiler::thread_transfers(), ff::gpu::thread_submissions());
+    let y = f.call((&ga, &gb, &gc)).unwrap();
+    let y2 = f.call((&ga, &gb, &gc)).unwrap();
+    let subs = ff::gpu::thread_submissions() - before.1;
+    let d = ff::profiler::thread_transfers() - before.0;
+    assert_eq!(y.device(), GPU);
+    assert_eq!(subs, 2, "one submission per call");
+    assert_eq!(d.total_count(), 0, "nothing crosses the bus until asked: {d}");
+    close(&y.to_ndarray::<f32>().unwrap(), &want, 1e-6);
+    close(&y2.to_ndarray::<f32>().unwrap(), &want, 1e-6);
+    // The optimizer fused the chain into one kernel: the graph shows it.
+    let g = f.get_concrete_function((&ga, &gb, &gc)).unwrap().optimized_graph().to_string();
+    assert!(g.contains("fused_loop"), "{g}");
+}
+
+#[test]
+fn a_traced_function_uploads_its_constants_once() {
+    need_gpu!("a_traced_function_uploads_its_constants_once");
+    let w = t(&[4], vec![1.0, 2.0, 3.0, 4.0]);
+    let f = ff::function(move |x: &Tensor| x * &w);
+    let g = t(&[2, 4], seq(8)).to_device(GPU).unwrap();
+    let _ = f.call((&g,)).unwrap(); // traces, uploads the constant once
+    let before = ff::profiler::thread_transfers();
+    for _ in 0..3 {
+        let y = f.call((&g,)).unwrap();
+        assert_eq!(y.device(), GPU);
+    }
+    assert_eq!((ff::profiler::thread_transfers() - before).total_count(), 0);
+    // Under a GPU scope, host arguments are copied up per call (counted).
+    let h = t(&[2, 4], seq(8));
+    let before = ff::profiler::thread_transfers();
+    let y = ff::with_device("/GPU:0", || f.call((&h,))).unwrap();
+    assert_eq!(y.device(), GPU);
+    assert_eq!((ff::profiler::thread_transfers() - before).host_to_device.count, 1);
+}
+
+#[test]
+fn a_tensor_past_the_binding_limit_is_an_error_not_a_panic() {
+    need_gpu!("a_tensor_past_the_binding_limit_is_an_error_not_a_panic");
+    // 2^26 f32 = 256 MiB, past lavapipe's 128 MiB storage binding (and most GPUs' defaults
+    // are checked the same way). The host tensor is made lazily by broadcasting a scalar.
+    let big = ff::zeros(&[1 << 26], DType::F32).unwrap();
+    match big.to_device(GPU) {
+        Err(Error::Unsupported { message, .. }) => assert!(message.contains("limit"), "{message}"),
+        Ok(g) => assert_eq!(g.device(), GPU), // a GPU with a larger limit holds it
+        Err(other) => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn random_under_a_gpu_scope_matches_the_cpu_for_a_seed() {
+    need_gpu!("random_under_a_gpu_scope_matches_the_cpu_for_a_seed");
+    // Drawn on the GPU by a WGSL Philox: no upload, and uniform values bit for bit.
+    let cpu = ff::random::uniform(&[50, 70], DType::F32, Some(42)).unwrap();
+    let before = ff::profiler::thread_transfers();
+    let gpu = ff::with_device("/GPU:0", || ff::random::uniform(&[50, 70], DType::F32, Some(42))).unwrap();
+    assert_eq!((ff::profiler::thread_transfers() - before).host_to_device.count, 0);
+    assert_eq!(gpu.device(), GPU);
+    assert_eq!(gpu.to_ndarray::<f32>().unwrap(), cpu.to_ndarray::<f32>().unwrap());
+    let seed = u64::MAX - 12345; // both halves of the key in use
+    let cpu = ff::random::uniform(&[1001], DType::F32, Some(seed)).unwrap();
+    let gpu = ff::with_device("/GPU:0", || ff::random::uniform(&[1001], DType::F32, Some(seed))).unwrap();
+    assert_eq!(gpu.to_ndarray::<f32>().unwrap(), cpu.to_ndarray::<f32>().unwrap());
+    // Normal: Box-Muller in f32 on the GPU, f64 on the CPU: a few ulps apart.
+    let cpu = ff::random::normal(&[333], DType::F32, Some(7)).unwrap();
+    let gpu = ff::with_device("/GPU:0", || ff::random::normal(&[333], DType::F32, Some(7))).unwrap();
+    assert_eq!(gpu.device(), GPU);
+    close(&gpu.to_ndarray::<f32>().unwrap(), &cpu.to_ndarray::<f32>().unwrap(), 1e-5);
+}
