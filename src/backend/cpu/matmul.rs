@@ -258,7 +258,18 @@ fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, off
         }
     };
     if threads > 1 && nb * macs >= PAR_MACS && nb * split > 1 {
-        (0..nb * split).into_par_iter().for_each(task);
+        if rayon::current_thread_index().is_none() && nb * split == 2 {
+            // Called from outside the pool (a user's thread): compute one block here while a
+            // pool worker takes the other, instead of blocking this thread on both. The pool's
+            // workers sleep between ops, and waking one (and then this thread) costs tens of
+            // µs on every product of a training step.
+            rayon::in_place_scope(|s| {
+                s.spawn(|_| task(1));
+                task(0);
+            });
+        } else {
+            (0..nb * split).into_par_iter().for_each(task);
+        }
     } else {
         (0..nb * split).for_each(task);
     }
