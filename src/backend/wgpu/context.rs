@@ -437,3 +437,53 @@ impl Ctx {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Failure behaviours on a private device (the process-wide one stays healthy for the
+    //! other tests): a shader that does not compile and a lost device are typed errors, not
+    //! panics, and the CPU path keeps working.
+    use super::*;
+
+    fn private_ctx() -> Option<Ctx> {
+        let Some(adapter) = registry().adapters.first() else {
+            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+            return None;
+        };
+        Some(open(adapter, 0).expect("the adapter opens"))
+    }
+
+    #[test]
+    fn a_shader_that_does_not_compile_is_a_typed_error() {
+        let Some(c) = private_ctx() else { return };
+        let e = c.kernel("test_kernel", "this is not WGSL", 1).err().expect("must fail");
+        match &e {
+            Error::Gpu { op, message, source } => {
+                assert_eq!(*op, "test_kernel");
+                assert!(message.contains("shader compile failed"), "{message}");
+                assert!(source.is_some(), "the wgpu error is kept as the source");
+            }
+            other => panic!("expected Error::Gpu, got {other:?}"),
+        }
+        // The device still works afterwards.
+        let ok = "@group(0) @binding(0) var<storage, read> a: array<f32>;\n\
+                  @group(0) @binding(1) var<storage, read_write> o: array<f32>;\n\
+                  @group(0) @binding(2) var<storage, read> p: array<u32>;\n\
+                  @compute @workgroup_size(1) fn main() { o[0] = a[0] + f32(p[0]); }";
+        assert!(c.kernel("test_kernel", ok, 1).is_ok());
+    }
+
+    #[test]
+    fn a_lost_device_is_a_typed_error_and_the_cpu_keeps_working() {
+        let Some(c) = private_ctx() else { return };
+        c.device.destroy();
+        let _ = c.device.poll(wgpu::PollType::wait_indefinitely());
+        match c.check("test_op") {
+            Err(Error::Gpu { message, .. }) => assert!(message.contains("lost"), "{message}"),
+            other => panic!("expected Error::Gpu for a lost device, got {other:?}"),
+        }
+        let x = crate::Tensor::from_slice(&[1.0f32, 2.0], &[2]).unwrap();
+        let y = (&x + &x).unwrap();
+        assert_eq!(y.to_ndarray::<f32>().unwrap().into_raw_vec_and_offset().0, vec![2.0, 4.0]);
+    }
+}
