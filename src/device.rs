@@ -1,5 +1,5 @@
-//! `Device`: where a tensor lives. `Cpu` today; `Gpu(n)` parses and is named, and ops placed
-//! on it fail cleanly with `Error::DeviceUnavailable` until the GPU backend lands.
+//! `Device`: where a tensor lives, `Cpu` or `Gpu(n)` (a wgpu adapter, `backend::wgpu`);
+//! parsing TensorFlow's device names and their canonical `Display`.
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! # ferroflow
 //!
 //! A tensor framework with two modes, in the spirit of TensorFlow 2: eager tensors that
-//! compute at once and convert to `ndarray` arrays, and (soon) traced functions that record
+//! compute at once and convert to `ndarray` arrays, and traced functions that record
 //! the same ops into a graph, optimize it and run it on the CPU or the GPU.
 //!
 //! ```
