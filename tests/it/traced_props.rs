@@ -435,3 +435,18 @@ fn reshaped_constants_keep_their_shape() {
     };
     run_many(Mode::Traced, &[Tensor::from_slice(&[10.0f32, 20.0], &[2]).unwrap()], body).unwrap();
 }
+
+#[test]
+fn a_product_of_transposes_equals_eager_bit_for_bit() {
+    // matmul(xᵀ, xᵀ, transpose_b): the optimizer folds both transposes into the product's
+    // flags, which must not change how each element is summed.
+    // The values of the failing case's second call (seed + 1).
+    let mut rng = Rng::new(46407551250940698);
+    let vals = values_for(&mut rng, F32, 6, Domain::Any);
+    let x = tensor(F32, &[3, 2], &vals);
+    let body = |t: &[Tensor]| -> ff::Result<Vec<Tensor>> {
+        let c = ff::transpose(&t[0], &[1, 0])?;
+        Ok(vec![ff::matmul_with(&c, &c, false, true)?])
+    };
+    run_many(Mode::Traced, &[x], body).unwrap();
+}

@@ -12,7 +12,9 @@
 //!   pool costs more than it saves).
 //!
 //! Transposed operands are read through strides: the kernels' packing does the transpose, no
-//! transposed copy is made. Integers use a row-parallel i-k-j loop over a contiguous copy of
+//! transposed copy is made. Shapes that `gemm` special-cases by layout (a single row or
+//! column, k <= 2, tiny outputs) run `small_gemm` instead, so that a product's bits never
+//! depend on its flags (the optimizer folds transposes into them). Integers use a row-parallel i-k-j loop over a contiguous copy of
 //! `b`; f16/bf16 compute in f32.
 //!
 //! ## Why this choice (measured)
@@ -48,6 +50,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::num::NumK;
+use super::small_gemm;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
@@ -101,7 +104,7 @@ fn batch_offsets(a: &Shape, b: &Shape, out: &Shape) -> Vec<(usize, usize)> {
         .collect()
 }
 
-trait Gemm: Element {
+trait Gemm: Element + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
     /// `c[m×n] = a[m×k] · b[k×n]` on the calling thread, with element strides for a and b
     /// and row stride `rsc` (column stride 1) for c. c is overwritten, never read; with
     /// `acc = Some(beta)`, `c += beta · a · b` instead (c is read).
@@ -241,20 +244,16 @@ fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, off
         // blocks of different tasks are disjoint, and `out` is not otherwise touched until
         // every task has finished. k >= 1 here.
         unsafe {
-            T::gemm(
-                rows,
-                k,
-                cols,
+            let (a, b, c) = (
                 x.as_ptr().add(oa + r0 * ma.rs),
-                ma.rs,
-                ma.cs,
                 y.as_ptr().add(ob + c0 * mb.cs),
-                mb.rs,
-                mb.cs,
                 base.get().add(bi * m * n + r0 * n + c0),
-                n,
-                acc,
-            )
+            );
+            if small_gemm::applies(rows, k, cols) {
+                small_gemm::gemm(rows, k, cols, a, ma.rs, ma.cs, b, mb.rs, mb.cs, c, n, acc)
+            } else {
+                T::gemm(rows, k, cols, a, ma.rs, ma.cs, b, mb.rs, mb.cs, c, n, acc)
+            }
         }
     };
     if threads > 1 && nb * macs >= PAR_MACS && nb * split > 1 {
@@ -560,5 +559,65 @@ mod tests {
             .unwrap();
             assert!(z.host_slice::<f32>("test").unwrap().iter().all(|&v| v == 0.0));
         }
+    }
+
+    /// Non-integer values in [-1, 1): sums round, so a change of summation order shows.
+    fn floats(len: usize, seed: u64) -> Vec<f64> {
+        vals(len, seed, -1 << 20, 1 << 20).into_iter().map(|v| v as f64 / (1 << 20) as f64 + 1.0 / 3.0).collect()
+    }
+
+    /// The stored form of a logical r×c matrix: as is, or transposed (c×r) for a flag.
+    fn stored<T: Element>(v: &[T], r: usize, c: usize, transposed: bool) -> Tensor {
+        if transposed {
+            let t: Vec<T> = (0..c * r).map(|i| v[(i % r) * c + i / r]).collect();
+            Tensor::from_vec(t, &[c, r]).unwrap()
+        } else {
+            Tensor::from_vec(v.to_vec(), &[r, c]).unwrap()
+        }
+    }
+
+    fn layout_invariant<T: Element>(to: fn(f64) -> T) {
+        // The optimizer folds transposes into the flags and traced code must equal eager bit
+        // for bit, so a product may not depend on how its operands are laid out: every shape
+        // class gemm special-cases (k <= 2, m or n = 1, m·n <= 256) and its packed path.
+        let mkn = [
+            (2, 3, 2),
+            (3, 2, 5),
+            (1, 40, 9),
+            (9, 40, 1),
+            (1, 300, 200),
+            (16, 16, 16),
+            (16, 100, 16),
+            (8, 1000, 30),
+            (17, 33, 19),
+            (64, 129, 65),
+            (128, 300, 10),
+            (200, 64, 150),
+            (300, 700, 90),
+        ];
+        for (m, k, n) in mkn {
+            let (a, b) = (floats(m * k, (m * k) as u64), floats(k * n, (k * n + 7) as u64));
+            let (a, b): (Vec<T>, Vec<T>) = (a.into_iter().map(to).collect(), b.into_iter().map(to).collect());
+            let bits = |ta: bool, tb: bool| -> Vec<u64> {
+                let r = crate::matmul_with(&stored(&a, m, k, ta), &stored(&b, k, n, tb), ta, tb).unwrap();
+                r.host_slice::<T>("test").unwrap().iter().map(|v| v.to_f64().to_bits()).collect()
+            };
+            let want = bits(false, false);
+            for (ta, tb) in [(true, false), (false, true), (true, true)] {
+                let got = bits(ta, tb);
+                if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
+                    panic!(
+                        "{:?} {m}x{k}x{n} ta={ta} tb={tb}: element {i} differs from the untransposed product",
+                        T::DTYPE
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn products_do_not_depend_on_operand_layout() {
+        layout_invariant::<f32>(|v| v as f32);
+        layout_invariant::<f64>(|v| v);
     }
 }

@@ -10,6 +10,7 @@ mod movement;
 pub(crate) mod num;
 pub(crate) mod par;
 mod reduce;
+mod small_gemm;
 mod softmax;
 pub(crate) mod stream;
 
