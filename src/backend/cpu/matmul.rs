@@ -599,7 +599,7 @@ mod tests {
             let (a, b) = (floats(m * k, (m * k) as u64), floats(k * n, (k * n + 7) as u64));
             let (a, b): (Vec<T>, Vec<T>) = (a.into_iter().map(to).collect(), b.into_iter().map(to).collect());
             let bits = |ta: bool, tb: bool| -> Vec<u64> {
-                let r = crate::matmul_with(&stored(&a, m, k, ta), &stored(&b, k, n, tb), ta, tb).unwrap();
+                let r = crate::matmul_with(stored(&a, m, k, ta), stored(&b, k, n, tb), ta, tb).unwrap();
                 r.host_slice::<T>("test").unwrap().iter().map(|v| v.to_f64().to_bits()).collect()
             };
             let want = bits(false, false);
