@@ -72,5 +72,33 @@ fn shapes(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, square, shapes);
+/// The shapes `gemm` special-cases (a row or column vector, a tiny output), against ndarray's
+/// `dot`, and with a transposed operand (copied row-major first for tiny outputs; `matmul.rs`
+/// says why).
+fn vectors(c: &mut Criterion) {
+    let mut g = c.benchmark_group("matmul_f32_vectors");
+    g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
+    for (name, m, k, n) in
+        [("row_1x784x256", 1, 784, 256), ("col_1024x1024x1", 1024, 1024, 1), ("tiny_16x512x16", 16, 512, 16)]
+    {
+        g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+        let an = Array2::from_shape_vec((m, k), data(m * k, 7)).expect("shape");
+        let bn = Array2::from_shape_vec((k, n), data(k * n, 8)).expect("shape");
+        g.bench_function(BenchmarkId::new("ndarray_dot_1thread", name), |bch| {
+            bch.iter(|| black_box(an.dot(black_box(&bn))))
+        });
+        let (a, b) = (tensor(&[m, k], 7), tensor(&[k, n], 8));
+        g.bench_function(BenchmarkId::new("ferroflow", name), |bch| {
+            bch.iter(|| black_box(ff::matmul(black_box(&a), black_box(&b)).expect("matmul")))
+        });
+        // The same product from a stored transpose: one row-major copy of a first.
+        let at = ff::transpose(&a, &[1, 0]).expect("transpose");
+        g.bench_function(BenchmarkId::new("ferroflow_transpose_a", name), |bch| {
+            bch.iter(|| black_box(ff::matmul_with(black_box(&at), black_box(&b), true, false).expect("matmul")))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, square, shapes, vectors);
 criterion_main!(benches);

@@ -445,6 +445,18 @@ const ARITH_CASES: &[Case] = &[
         "%3: f32[2, 2] = matmul[transpose_a=false, transpose_b=true] x:0 x:0",
     ),
     (
+        "a matrix-vector product keeps its transpose (its float kernel depends on the layout)",
+        |x| ff::matmul(&x.slice(&[0, 0], &[1, 3])?, &x.transpose(&[1, 0])?),
+        "%1: f32[1, 3] = slice[begin=[0, 0], size=[1, 3]] x:0\n  %2: f32[3, 2] = transpose[perm=[1, 0]] x:0\n  \
+         %3: f32[1, 2] = matmul %1 %2",
+    ),
+    (
+        "an integer one folds it (exact sums in any order)",
+        |x| ff::matmul(&x.cast(DType::I32)?.slice(&[0, 0], &[1, 3])?, &x.cast(DType::I32)?.transpose(&[1, 0])?),
+        "%1: i32[2, 3] = cast[dtype=i32] x:0\n  %2: i32[1, 3] = slice[begin=[0, 0], size=[1, 3]] %1\n  \
+         %3: i32[2, 3] = cast[dtype=i32] x:0\n  %5: i32[1, 2] = matmul[transpose_a=false, transpose_b=true] %2 %3",
+    ),
+    (
         "batched: a transpose of the last two axes",
         |x| ff::matmul(&x.reshape(&[1, 2, 3])?.transpose(&[0, 2, 1])?, &x.reshape(&[1, 2, 3])?),
         "%1: f32[1, 2, 3] = reshape[shape=[1, 2, 3]] x:0\n  %3: f32[1, 2, 3] = reshape[shape=[1, 2, 3]] x:0\n  \

@@ -12,10 +12,13 @@
 //!   pool costs more than it saves).
 //!
 //! Transposed operands are read through strides: the kernels' packing does the transpose, no
-//! transposed copy is made. Shapes that `gemm` special-cases by layout (a single row or
-//! column, k <= 2, tiny outputs) run `small_gemm` instead, so that a product's bits never
-//! depend on its flags (the optimizer folds transposes into them). Integers use a row-parallel i-k-j loop over a contiguous copy of
-//! `b`; f16/bf16 compute in f32.
+//! transposed copy is made, with one exception. For a single row or column, `k <= 2` or at
+//! most 256 outputs, `gemm` picks its kernel by the operands' strides as well as the shape,
+//! so the bits of a product would change with the layout; the optimizer folds transposes
+//! into the flags, and traced code must equal eager bit for bit. So a block with `k <= 2` or
+//! at most 256 outputs gets its operands copied row-major first (cheap next to its
+//! products), and the optimizer leaves the transposes of single rows and columns alone (a
+//! copy there would cost as much as the product; see [`flags_are_exact`]).
 //!
 //! ## Why this choice (measured)
 //! f32, 2 threads, on a quiet moment of a machine otherwise shared with other builds; an
@@ -50,7 +53,6 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::num::NumK;
-use super::small_gemm;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
@@ -104,7 +106,7 @@ fn batch_offsets(a: &Shape, b: &Shape, out: &Shape) -> Vec<(usize, usize)> {
         .collect()
 }
 
-trait Gemm: Element + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
+trait Gemm: Element {
     /// `c[m×n] = a[m×k] · b[k×n]` on the calling thread, with element strides for a and b
     /// and row stride `rsc` (column stride 1) for c. c is overwritten, never read; with
     /// `acc = Some(beta)`, `c += beta · a · b` instead (c is read).
@@ -184,6 +186,65 @@ macro_rules! impl_gemm {
 impl_gemm!(f32);
 impl_gemm!(f64);
 
+/// The least rows or columns of a block that splits a matrix (the last one takes in a
+/// smaller remainder): a block never has a single row or column unless its matrix does.
+const MIN_BLOCK: usize = 16;
+
+/// Block `j` of `len` rows or columns cut every `size`, as (start, length): a remainder under
+/// [`MIN_BLOCK`] joins the block before it; length 0 past the end.
+fn cut(len: usize, size: usize, j: usize) -> (usize, usize) {
+    let mut count = len.div_ceil(size);
+    if count > 1 && len - (count - 1) * size < MIN_BLOCK {
+        count -= 1;
+    }
+    if j >= count {
+        return (len, 0);
+    }
+    let start = j * size;
+    (start, if j + 1 == count { len - start } else { size })
+}
+
+/// Whether an m×k·k×n float product rounds the same for every operand layout, so that a
+/// transpose folded into a flag gives the very same bits: when it has at least 2 rows and 2
+/// columns (blocks then do too, see [`cut`]). Single rows and columns run `gemm`'s gemv
+/// kernels, which differ per layout. Unknown dims (`UNKNOWN`) must be ruled out by the
+/// caller.
+pub(crate) fn flags_are_exact(m: usize, _k: usize, n: usize) -> bool {
+    m > 1 && n > 1
+}
+
+/// A rows×cols view at strides (rs, cs) as a row-major one: `(pointer, row stride)` with
+/// column stride 1, copied into `buf` unless its elements already lie so. A single row or
+/// column is re-strided, never copied, and gets the row stride a dense copy would have:
+/// `gemm` tests strides against 1, so equal data must come with equal tests.
+///
+/// # Safety
+/// `p` must cover the view.
+unsafe fn row_major<T: Copy>(
+    p: *const T,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+    buf: &mut Vec<T>,
+) -> (*const T, usize) {
+    if rows == 1 && (cs == 1 || cols == 1) {
+        return (p, cols);
+    }
+    if cols == 1 && rs == 1 {
+        return (p, 1);
+    }
+    if cs == 1 && cols > 1 {
+        return (p, rs);
+    }
+    // SAFETY (all reads): every (r, c) < (rows, cols) lies inside the view (caller).
+    buf.reserve(rows * cols);
+    for r in 0..rows {
+        buf.extend((0..cols).map(|c| unsafe { *p.add(r * rs + c * cs) }));
+    }
+    (buf.as_ptr(), cols)
+}
+
 /// Minimum multiply-adds before work goes to the pool (all matrices together) or one matrix
 /// is split across threads: about 160³, ~35 µs on one core; below that, waking the pool costs
 /// more than it saves (measured: 128² serial 19 µs, split 32-35 µs median).
@@ -227,16 +288,20 @@ fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, off
     let split = if macs < PAR_MACS || nb % threads == 0 || nb >= 4 * threads { 1 } else { threads };
     // Columns unless the product is tall (see the module docs): 1024², quiet, 4.47 ms by
     // columns against 4.67 ms by rows.
+    // Blocks of at least MIN_BLOCK rows or columns (see `flags_are_exact`).
     let by_rows = m > 2 * n;
-    let (h, w) = if by_rows { (m.div_ceil(split), n) } else { (m, n.div_ceil(split).next_multiple_of(16)) };
+    let (h, w) = if by_rows {
+        (m.div_ceil(split).max(MIN_BLOCK), n)
+    } else {
+        (m, n.div_ceil(split).next_multiple_of(MIN_BLOCK))
+    };
     let base = OutPtr(out.as_mut_ptr());
     let task = |t: usize| {
         let (bi, j) = (t / split, t % split);
-        let (r0, c0) = if by_rows { (j * h, 0) } else { (0, j * w) };
-        if r0 >= m || c0 >= n {
+        let ((r0, rows), (c0, cols)) = if by_rows { (cut(m, h, j), (0, n)) } else { ((0, m), cut(n, w, j)) };
+        if rows == 0 || cols == 0 {
             return;
         }
-        let (rows, cols) = (h.min(m - r0), w.min(n - c0));
         let (oa, ob) = offs[bi];
         // SAFETY: inference checked that a holds an m×k operand at offset oa and b a k×n
         // operand at ob for every batch, so rows r0..r0+rows of a and columns c0..c0+cols of b
@@ -249,8 +314,12 @@ fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, off
                 y.as_ptr().add(ob + c0 * mb.cs),
                 base.get().add(bi * m * n + r0 * n + c0),
             );
-            if small_gemm::applies(rows, k, cols) {
-                small_gemm::gemm(rows, k, cols, a, ma.rs, ma.cs, b, mb.rs, mb.cs, c, n, acc)
+            if rows > 1 && cols > 1 && (k <= 2 || rows * cols <= 256) {
+                // gemm's outer-product and dot-product kernels: one layout for every flag.
+                let (mut abuf, mut bbuf) = (Vec::new(), Vec::new());
+                let (a, ar) = row_major(a, rows, k, ma.rs, ma.cs, &mut abuf);
+                let (b, br) = row_major(b, k, cols, mb.rs, mb.cs, &mut bbuf);
+                T::gemm(rows, k, cols, a, ar, 1, b, br, 1, c, n, acc)
             } else {
                 T::gemm(rows, k, cols, a, ma.rs, ma.cs, b, mb.rs, mb.cs, c, n, acc)
             }
@@ -381,6 +450,7 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
 mod tests {
     use half::f16;
 
+    use super::{MIN_BLOCK, cut, flags_are_exact};
     use crate::dtype::Element;
     use crate::tensor::Tensor;
 
@@ -576,48 +646,64 @@ mod tests {
         }
     }
 
-    fn layout_invariant<T: Element>(to: fn(f64) -> T) {
-        // The optimizer folds transposes into the flags and traced code must equal eager bit
-        // for bit, so a product may not depend on how its operands are laid out: every shape
-        // class gemm special-cases (k <= 2, m or n = 1, m·n <= 256) and its packed path.
+    /// Whether the product's bits are the same for all four layouts of its operands.
+    fn layout_blind<T: Element>(m: usize, k: usize, n: usize, to: fn(f64) -> T) -> bool {
+        let (a, b) = (floats(m * k, (m * k) as u64), floats(k * n, (k * n + 7) as u64));
+        let (a, b): (Vec<T>, Vec<T>) = (a.into_iter().map(to).collect(), b.into_iter().map(to).collect());
+        let bits = |ta: bool, tb: bool| -> Vec<u64> {
+            let r = crate::matmul_with(stored(&a, m, k, ta), stored(&b, k, n, tb), ta, tb).unwrap();
+            r.host_slice::<T>("test").unwrap().iter().map(|v| v.to_f64().to_bits()).collect()
+        };
+        let want = bits(false, false);
+        [(true, false), (false, true), (true, true)].into_iter().all(|(ta, tb)| bits(ta, tb) == want)
+    }
+
+    #[test]
+    fn products_that_allow_folded_flags_do_not_depend_on_operand_layout() {
+        // The optimizer folds transposes into the flags of these shapes and traced code must
+        // equal eager bit for bit: gemm's dot-product kernel (tiny outputs; 2x3x2 is the case
+        // the traced-vs-eager property found), its outer-product kernel (k <= 2), its packed
+        // path, and products split across threads by columns and by rows, with remainders
+        // that join the block before them.
         let mkn = [
             (2, 3, 2),
             (3, 2, 5),
-            (1, 40, 9),
-            (9, 40, 1),
-            (1, 300, 200),
-            (16, 16, 16),
+            (40, 1, 30),
             (16, 100, 16),
-            (8, 1000, 30),
+            (5, 700, 3),
             (17, 33, 19),
             (64, 129, 65),
             (128, 300, 10),
             (200, 64, 150),
             (300, 700, 90),
+            (60, 3000, 33),
+            (241, 3000, 18),
+            (35, 8000, 17),
         ];
         for (m, k, n) in mkn {
-            let (a, b) = (floats(m * k, (m * k) as u64), floats(k * n, (k * n + 7) as u64));
-            let (a, b): (Vec<T>, Vec<T>) = (a.into_iter().map(to).collect(), b.into_iter().map(to).collect());
-            let bits = |ta: bool, tb: bool| -> Vec<u64> {
-                let r = crate::matmul_with(stored(&a, m, k, ta), stored(&b, k, n, tb), ta, tb).unwrap();
-                r.host_slice::<T>("test").unwrap().iter().map(|v| v.to_f64().to_bits()).collect()
-            };
-            let want = bits(false, false);
-            for (ta, tb) in [(true, false), (false, true), (true, true)] {
-                let got = bits(ta, tb);
-                if let Some(i) = (0..want.len()).find(|&i| got[i] != want[i]) {
-                    panic!(
-                        "{:?} {m}x{k}x{n} ta={ta} tb={tb}: element {i} differs from the untransposed product",
-                        T::DTYPE
-                    );
-                }
-            }
+            assert!(flags_are_exact(m, k, n), "{m}x{k}x{n}");
+            assert!(layout_blind::<f32>(m, k, n, |v| v as f32), "f32 {m}x{k}x{n}");
+            assert!(layout_blind::<f64>(m, k, n, |v| v), "f64 {m}x{k}x{n}");
+        }
+        // Single rows and columns (gemv) keep their transposes in the optimizer.
+        for (m, k, n) in [(1, 300, 200), (200, 300, 1), (1, 5, 1)] {
+            assert!(!flags_are_exact(m, k, n), "{m}x{k}x{n}");
         }
     }
 
     #[test]
-    fn products_do_not_depend_on_operand_layout() {
-        layout_invariant::<f32>(|v| v as f32);
-        layout_invariant::<f64>(|v| v);
+    fn blocks_cover_each_row_once_and_keep_a_minimum_size() {
+        for len in [1, 15, 16, 17, 33, 100, 241, 1000] {
+            for size in [16, 32, 121, 500] {
+                let blocks: Vec<(usize, usize)> = (0..70).map(|j| cut(len, size, j)).filter(|b| b.1 > 0).collect();
+                let mut next = 0;
+                for &(start, l) in &blocks {
+                    assert_eq!(start, next, "len {len} size {size}");
+                    assert!(l >= MIN_BLOCK.min(len), "len {len} size {size}: block of {l}");
+                    next += l;
+                }
+                assert_eq!(next, len, "len {len} size {size}");
+            }
+        }
     }
 }

@@ -10,7 +10,6 @@ mod movement;
 pub(crate) mod num;
 pub(crate) mod par;
 mod reduce;
-mod small_gemm;
 mod softmax;
 pub(crate) mod stream;
 

@@ -8,7 +8,9 @@
 //!   becomes `x`;
 //! - `reshape(reshape(x))` becomes one reshape, a reshape to the same shape disappears;
 //! - `transpose(transpose(x))` becomes one transpose (none when the permutations cancel);
-//! - a transpose of the last two axes feeding a matmul becomes the matmul's transpose flag.
+//! - a transpose of the last two axes feeding a matmul becomes the matmul's transpose flag,
+//!   where the kernel rounds the same for both layouts (integer products always, float ones
+//!   unless they have a single row or column: a matrix-vector kernel reads by layout).
 //!
 //! Rewrites change a node in place or redirect its readers, so program order (and the
 //! order of side effects) never changes; the bypassed nodes are left for pruning.
@@ -20,6 +22,7 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::ir::{Graph, NodeId, NodeOp};
 use crate::op::{BinaryOp, PrimOp, UnaryOp};
+use crate::shape::UNKNOWN;
 use crate::tensor::Tensor;
 
 pub(crate) struct Arithmetic;
@@ -155,7 +158,7 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
                 _ => None,
             };
             let (na, nb) = (swapped(a), swapped(b));
-            if na.is_none() && nb.is_none() {
+            if na.is_none() && nb.is_none() || !flags_are_exact(g, id, a, *transpose_a, n.dtype) {
                 return None;
             }
             let op =
@@ -168,6 +171,24 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
         }
         _ => None,
     }
+}
+
+/// Whether the matmul `mm` (first operand `a`, flag `ta`) gives the same bits with its
+/// operands in any layout, so that a transpose may become a flag: always for integers
+/// (exact sums), for floats when the CPU kernel takes its layout-blind path on every block
+/// (`matmul::flags_are_exact`; the GPU kernel reads through the flags in one fixed order).
+fn flags_are_exact(g: &Graph, mm: NodeId, a: NodeId, ta: bool, dtype: DType) -> bool {
+    if !dtype.is_float() {
+        return true;
+    }
+    let (Some(out), Some(a)) = (g.node(mm), g.node(a)) else { return false };
+    let (ro, ra) = (out.shape.rank(), a.shape.rank());
+    if ro < 2 || ra < 2 {
+        return false;
+    }
+    let (m, n) = (out.shape[ro - 2], out.shape[ro - 1]);
+    let k = if ta { a.shape[ra - 2] } else { a.shape[ra - 1] };
+    ![m, k, n].contains(&UNKNOWN) && crate::backend::cpu::matmul::flags_are_exact(m, k, n)
 }
 
 /// Whether `p` swaps the last two axes and keeps the others.
