@@ -250,7 +250,9 @@ impl<M, F: Body<M>> Function<M, F> {
     }
 
     /// Calls the function: traces on a new signature, then runs the cached graph. With
-    /// `ff::config::run_functions_eagerly(true)` the body runs eagerly instead.
+    /// `ff::config::run_functions_eagerly(true)` the body runs eagerly instead, and inside
+    /// another function's trace it runs inline (its ops join the outer graph; it is not
+    /// traced on its own, so its `tracing_count` does not change).
     #[track_caller]
     pub fn call(&self, args: impl CallArgs) -> Result<F::Output> {
         let refs = args.arg_refs();
@@ -262,7 +264,10 @@ impl<M, F: Body<M>> Function<M, F> {
                 location: Some(crate::error::Loc::caller()),
             });
         }
-        if crate::config::functions_run_eagerly() {
+        // Eagerly on request; inside another function's trace, inline: the body's ops join
+        // the outer graph (what nested tf.function and jax.jit calls become), so variable
+        // reads and writes happen each time the outer graph runs, not once while tracing.
+        if crate::config::functions_run_eagerly() || crate::graph::trace::active_id() != 0 {
             return self.inner.body.invoke(&refs);
         }
         let tensors: smallvec::SmallVec<[&Tensor; 6]> = refs.iter().flat_map(ArgRef::tensors).collect();

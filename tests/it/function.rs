@@ -386,3 +386,44 @@ fn symbolic_tensors_display_their_name() {
     });
     f.call(&t32(&[1.0, 2.0], &[2])).unwrap();
 }
+
+#[test]
+fn a_function_called_inside_a_traced_function_is_inlined() {
+    // As nested tf.function / jax.jit calls: the inner body's ops join the outer graph.
+    let inner = std::sync::Arc::new(ff::function(|x: &Tensor| -> ff::Result<Tensor> { (x * 2.0f32)?.exp() }));
+    let i2 = inner.clone();
+    let outer = ff::function(move |x: &Tensor| -> ff::Result<Tensor> { i2.call((&(x + 1.0f32)?,))? - 3.0f32 });
+    let x = t32(&[0.5, -1.0, 2.0], &[3]);
+    let got = outer.call((&x,)).unwrap();
+    let want = ((((&x + 1.0f32).unwrap() * 2.0f32).unwrap().exp().unwrap()) - 3.0f32).unwrap();
+    assert_eq!(got.to_ndarray::<f32>().unwrap(), want.to_ndarray::<f32>().unwrap());
+    assert_eq!(outer.tracing_count(), 1);
+    let text = outer.get_concrete_function((&x,)).unwrap().graph().to_string();
+    assert!(text.contains("exp"), "the inner ops are in the outer graph:\n{text}");
+    assert_eq!(inner.tracing_count(), 0, "inlined, not traced on its own");
+    // The inner function still works on its own, and the outer call reuses its trace.
+    assert_eq!(
+        inner.call((&x,)).unwrap().to_ndarray::<f32>().unwrap(),
+        (&x * 2.0f32).unwrap().exp().unwrap().to_ndarray::<f32>().unwrap()
+    );
+    outer.call((&x,)).unwrap();
+    assert_eq!(outer.tracing_count(), 1);
+}
+
+#[test]
+fn an_inlined_function_reads_variables_when_the_outer_graph_runs() {
+    let v = ff::Variable::new(t32(&[1.0, 2.0], &[2])).unwrap();
+    let v2 = v.clone();
+    let inner = std::sync::Arc::new(ff::function(move |x: &Tensor| -> ff::Result<Tensor> {
+        v2.assign_add(x)?;
+        v2.value() * 10.0f32
+    }));
+    let i2 = inner.clone();
+    let outer = ff::function(move |x: &Tensor| -> ff::Result<Tensor> { i2.call((x,)) });
+    let one = t32(&[1.0, 1.0], &[2]);
+    let a = outer.call((&one,)).unwrap().to_ndarray::<f32>().unwrap();
+    let b = outer.call((&one,)).unwrap().to_ndarray::<f32>().unwrap();
+    assert_eq!(a.iter().copied().collect::<Vec<f32>>(), [20.0, 30.0]);
+    assert_eq!(b.iter().copied().collect::<Vec<f32>>(), [30.0, 40.0], "the update ran again on the second call");
+    assert_eq!(outer.tracing_count(), 1);
+}
