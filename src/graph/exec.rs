@@ -203,6 +203,7 @@ impl Plan {
     }
 
     fn run_on(&self, args: &[&Tensor], gpu: Option<&crate::backend::wgpu::context::Ctx>) -> Result<Vec<Tensor>> {
+        let _awake = if gpu.is_none() { crate::backend::cpu::par::KeepAwake::start() } else { None };
         let mut slots: Vec<Option<Value<'_>>> = vec![None; self.steps.len()];
         for (s, step) in self.steps.iter().enumerate() {
             let _span = step
