@@ -73,13 +73,13 @@ impl<'a, T: Copy> Load<'a, T> {
             Load::Scalar(v) => dst.fill(*v),
             Load::Out => dst.copy_from_slice(out),
             Load::Cyclic(d) => {
-                let mut j = start % d.len();
-                for v in dst.iter_mut() {
-                    *v = d[j];
-                    j += 1;
-                    if j == d.len() {
-                        j = 0;
-                    }
+                // Whole runs of the row at a time (memcpy), not an element and a wrap test.
+                let (mut j, mut k) = (start % d.len(), 0);
+                while k < dst.len() {
+                    let take = (d.len() - j).min(dst.len() - k);
+                    dst[k..k + take].copy_from_slice(&d[j..j + take]);
+                    k += take;
+                    j = 0;
                 }
             }
             Load::Strided { data, strides, dims } => {
