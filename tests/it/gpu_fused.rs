@@ -111,6 +111,18 @@ fn fused_reductions_are_one_kernel_and_match_the_cpu() {
             |x, y, _| (x * y)?.tanh()?.reduce_mean(Some(&[1, 2]), true),
             [data(&[5, 4, 9], 13), data(&[4, 9], 14), data(&[1], 0)],
         ),
+        (
+            "mean over an empty last axis (NaN, as the CPU and TensorFlow)",
+            "fused_reduce_mean",
+            |x, y, _| (x * y)?.reduce_mean(Some(&[-1]), false),
+            [data(&[3, 0], 15), data(&[3, 0], 16), data(&[1], 0)],
+        ),
+        (
+            "70,000 rows: more workgroups than one grid dimension holds",
+            "fused_reduce_max",
+            |x, y, _| (x * y)?.reduce_max(Some(&[-1]), false),
+            [data(&[70_000, 3], 17), data(&[3], 18), data(&[1], 0)],
+        ),
     ];
     for (what, op, body, args) in cases {
         one_kernel(what, op, body, args, 2e-5);

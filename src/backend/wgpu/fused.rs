@@ -179,7 +179,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     s
 }
 
-/// The elementwise program as a loop kernel over `shape` (the unfused halves' first part).
+/// The elementwise program as a loop kernel (for the rare shapes that run unfused).
 fn ew(f: &Fusion) -> Ew {
     let (lines, result, helpers) = super::program(f);
     Ew { t: f.dtype, loads: vec![], lines, result, out: f.dtype, helpers }
