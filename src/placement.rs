@@ -236,9 +236,10 @@ pub(crate) fn run_fused(f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<
             Ok(()) => {
                 let dev = ctx.device_id();
                 let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
-                for t in inputs {
-                    let stay = t.device() == dev
-                        || (matches!(f.kind, crate::graph::fusion::FusionKind::Loop) && is_host_scalar(t));
+                // Host scalars are kernel parameters (a matmul's operands excepted).
+                let operands = if matches!(f.kind, crate::graph::fusion::FusionKind::MatMul { .. }) { 2 } else { 0 };
+                for (k, t) in inputs.iter().enumerate() {
+                    let stay = t.device() == dev || (k >= operands && is_host_scalar(t));
                     moved.push(if stay { (*t).clone() } else { implicit(t, dev, f.name())? });
                 }
                 let ins: Vec<&Tensor> = moved.iter().collect();

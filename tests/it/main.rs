@@ -10,6 +10,7 @@ mod dtypes;
 mod errors;
 mod function;
 mod gpu;
+mod gpu_fused;
 mod gradients;
 mod interop;
 mod io;

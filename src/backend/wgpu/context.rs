@@ -169,6 +169,13 @@ thread_local! {
     static BATCH: Cell<usize> = const { Cell::new(0) };
     /// Queue submissions made by this thread (tests assert one per traced call).
     static SUBMITS: Cell<u64> = const { Cell::new(0) };
+    /// Kernel dispatches recorded by this thread (tests assert one per fused node).
+    static DISPATCHES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Kernel dispatches this thread recorded.
+pub(crate) fn thread_dispatches() -> u64 {
+    DISPATCHES.with(Cell::get)
 }
 
 /// Submissions this thread made.
@@ -393,6 +400,7 @@ impl Ctx {
                 pass.dispatch_workgroups(gx, gy, gz);
             }
             p.dispatches += 1;
+            DISPATCHES.with(|d| d.set(d.get() + 1));
             p.dispatches
         })
         .and_then(|n| if n >= AUTO_FLUSH && BATCH.with(Cell::get) == 0 { self.flush() } else { Ok(()) })

@@ -17,14 +17,14 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::tensor::storage::Buffer;
 
-fn buf<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a wgpu::Buffer> {
+pub(super) fn buf<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a wgpu::Buffer> {
     t.gpu_storage()
         .map(|g| &g.buffer)
         .ok_or_else(|| Error::invalid(op, "internal: a GPU kernel got an input that is not on the GPU"))
 }
 
 /// A host rank-0 tensor's value as one GPU word.
-fn scalar_word(t: &Tensor) -> Option<u32> {
+pub(super) fn scalar_word(t: &Tensor) -> Option<u32> {
     if t.rank() != 0 {
         return None;
     }
@@ -38,7 +38,7 @@ fn scalar_word(t: &Tensor) -> Option<u32> {
 }
 
 /// Row-major strides of `dims` (in elements).
-fn strides(dims: &[usize]) -> Vec<usize> {
+pub(super) fn strides(dims: &[usize]) -> Vec<usize> {
     let mut s = vec![0; dims.len()];
     let mut acc = 1;
     for i in (0..dims.len()).rev() {
@@ -49,7 +49,7 @@ fn strides(dims: &[usize]) -> Vec<usize> {
 }
 
 /// Strides of `dims` broadcast to `out` (right-aligned; 0 where broadcast).
-fn bcast_strides(dims: &[usize], out: &[usize]) -> Vec<u32> {
+pub(super) fn bcast_strides(dims: &[usize], out: &[usize]) -> Vec<u32> {
     let st = strides(dims);
     let mut r = vec![0u32; out.len()];
     for (i, d) in dims.iter().enumerate() {

@@ -1,8 +1,10 @@
 //! The GPU backend on wgpu (Vulkan, and Metal/DX12 where built): WGSL kernels for every
-//! dense primitive and generated kernels for fused loops. `check` says whether an op can run
-//! here (dtypes, data-dependent shapes); `execute` runs it on inputs already placed on the
-//! device (placement and copies are `crate::placement`'s job). Like the CPU backend,
-//! `execute` is one `match` over `PrimOp` with no wildcard arm.
+//! dense primitive and generated kernels for fusion groups (`codegen` for loops, `fused`
+//! for reductions with their elementwise producers and matmuls with their epilogues: one
+//! dispatch each). `check` says whether an op can run here (dtypes, data-dependent shapes);
+//! `execute` runs it on inputs already placed on the device (placement and copies are
+//! `crate::placement`'s job). Like the CPU backend, `execute` is one `match` over `PrimOp`
+//! with no wildcard arm.
 //!
 //! What runs where: f32, i32, u8 and bool compute on the GPU; i64 is storage-only (moved,
 //! gathered with, cast to and from i32, produced by argmax); f64, f16 and bf16, and the
@@ -10,6 +12,7 @@
 
 pub(crate) mod codegen;
 pub(crate) mod context;
+pub(crate) mod fused;
 pub(crate) mod kernels;
 pub(crate) mod storage;
 
@@ -148,31 +151,19 @@ fn program(f: &Fusion) -> (Vec<String>, String, String) {
     (lines, result, helpers)
 }
 
-/// Runs a fused kernel: a loop fusion is one generated kernel (cached by its text, i.e. by
-/// the fusion's structure); a reduce fusion is the generated loop then the reduction; a
-/// matmul fusion is the matmul then its generated epilogue.
+/// Runs a fused kernel as one generated kernel, cached by its text (i.e. by the fusion's
+/// structure): a loop fusion is `codegen::Ew`; a reduce or matmul fusion is `fused`'s.
 pub(crate) fn run_fused(ctx: &Arc<Ctx>, f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<Tensor> {
     check_fused(f)?;
-    let (lines, result, helpers) = program(f);
-    let ew = Ew { t: f.dtype, loads: vec![], lines, result, out: f.dtype, helpers };
     match &f.kind {
-        FusionKind::Loop => kernels::run_ew(ctx, "fused_loop", ew, inputs, &shape),
-        FusionKind::Reduce { op, axes, .. } => {
-            let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
-            let it = f.iteration_shape(&shapes)?;
-            let body = kernels::run_ew(ctx, f.name(), ew, inputs, &it)?;
-            kernels::reduce(ctx, &body, *op, axes, &shape)
+        FusionKind::Loop => {
+            let (lines, result, helpers) = program(f);
+            let ew = Ew { t: f.dtype, loads: vec![], lines, result, out: f.dtype, helpers };
+            kernels::run_ew(ctx, "fused_loop", ew, inputs, &shape)
         }
+        FusionKind::Reduce { op, axes, .. } => fused::reduce(ctx, f, *op, axes, inputs, &shape),
         FusionKind::MatMul { transpose_a, transpose_b } => {
-            let [a, b, rest @ ..] = inputs else {
-                return Err(Error::invalid("fused_matmul", "needs two matmul operands"));
-            };
-            let mm_op = PrimOp::MatMul { transpose_a: *transpose_a, transpose_b: *transpose_b };
-            let mm_shape = crate::op::infer::infer(&mm_op, &[a, b])?.0;
-            let mm = kernels::matmul(ctx, a, b, *transpose_a, *transpose_b, &mm_shape)?;
-            let mut loads: Vec<&Tensor> = vec![&mm];
-            loads.extend(rest.iter().copied());
-            kernels::run_ew(ctx, "fused_matmul", ew, &loads, &shape)
+            fused::matmul(ctx, f, *transpose_a, *transpose_b, inputs, &shape)
         }
     }
 }

@@ -1,0 +1,383 @@
+//! Generated kernels for the fusion groups that hold more than elementwise work, each ONE
+//! dispatch (the loop kind is `codegen::Ew`):
+//! - **fused reduce**: the elementwise program runs per element inside the reduction's load,
+//!   so its result never exists as a tensor; one workgroup per output element folds its row
+//!   with the same tree, identities, NaN rules and mean as `kernels::reduce`;
+//! - **fused matmul**: the register-blocked tiled matmul of `kernels::matmul` (same tiles,
+//!   transpose flags, broadcast batch dims) with the epilogue applied to each output element
+//!   in registers before the store; epilogue inputs broadcast through strides.
+//!
+//! As for `codegen::Ew`, the WGSL depends on the program, the reduce op and the load kinds
+//! (contiguous, strided, host scalar), never on shapes: rank, dims and strides are
+//! parameters, so the pipeline cache (keyed by text) caches by the fusion's structure.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use super::codegen::{self, Ew, LoadKind, load, store};
+use super::context::Ctx;
+use super::kernels::{self, bcast_strides, buf, scalar_word, strides};
+use super::storage;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::graph::fusion::Fusion;
+use crate::op::{PrimOp, ReduceOp};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// Threads per workgroup of the fused reduction (one workgroup per output, as
+/// `kernels::reduce`).
+const RWG: u32 = 64;
+
+/// How the loads of a fused kernel read their inputs over an iteration shape.
+struct Loads<'a> {
+    kinds: Vec<(LoadKind, DType)>,
+    bufs: Vec<&'a wgpu::Buffer>,
+    /// `rank` strides per strided load, in load order.
+    strides: Vec<u32>,
+    /// One word per host-scalar load.
+    words: Vec<u32>,
+}
+
+impl<'a> Loads<'a> {
+    /// Classifies `inputs` over `shape` as `kernels::run_ew` does: host scalars are
+    /// parameters, inputs of the full size are read at the element's index, the others
+    /// through broadcast strides.
+    fn new(op: &'static str, inputs: &[&'a Tensor], shape: &Shape) -> Result<Loads<'a>> {
+        let n = shape.num_elements();
+        let mut l = Loads { kinds: vec![], bufs: vec![], strides: vec![], words: vec![] };
+        for t in inputs {
+            if t.gpu_storage().is_none() {
+                let w =
+                    scalar_word(t).ok_or_else(|| Error::invalid(op, "internal: a host input that is not a scalar"))?;
+                l.kinds.push((LoadKind::Param, t.dtype()));
+                l.words.push(w);
+            } else if t.num_elements() == n {
+                l.kinds.push((LoadKind::Contig, t.dtype()));
+                l.bufs.push(buf(op, t)?);
+            } else {
+                l.kinds.push((LoadKind::Strided, t.dtype()));
+                l.strides.extend(bcast_strides(t.shape().dims(), shape.dims()));
+                l.bufs.push(buf(op, t)?);
+            }
+        }
+        Ok(l)
+    }
+
+    fn n_strided(&self) -> usize {
+        self.kinds.iter().filter(|(k, _)| *k == LoadKind::Strided).count()
+    }
+
+    /// `@binding` declarations of the buffer loads as `in{first}..`, then `out` and `p`.
+    fn bindings(&self, s: &mut String, first: usize) {
+        let nb = first + self.bufs.len();
+        for b in first..nb {
+            let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<u32>;");
+        }
+        let _ = writeln!(s, "@group(0) @binding({nb}) var<storage, read_write> out: array<u32>;");
+        let _ = writeln!(s, "@group(0) @binding({}) var<storage, read> p: array<u32>;", nb + 1);
+    }
+
+    /// `let r{reg0 + k} = ...;` for each load: buffer `in{first + b}` at `contig` for
+    /// contiguous loads, at `strided(j)` for strided load `j`; parameter `k` at `param(k)`.
+    fn code(
+        &self,
+        first: usize,
+        reg0: usize,
+        contig: &str,
+        strided: impl Fn(usize) -> String,
+        param: impl Fn(usize) -> String,
+    ) -> String {
+        let mut s = String::new();
+        let (mut b, mut j, mut k) = (first, 0, 0);
+        for (r, (kind, d)) in self.kinds.iter().enumerate() {
+            let word = match kind {
+                LoadKind::Contig => {
+                    b += 1;
+                    format!("in{}[{contig}]", b - 1)
+                }
+                LoadKind::Strided => {
+                    b += 1;
+                    j += 1;
+                    format!("in{}[{}]", b - 1, strided(j - 1))
+                }
+                LoadKind::Param => {
+                    k += 1;
+                    param(k - 1)
+                }
+            };
+            let _ = writeln!(s, "    let r{} = {};", reg0 + r, load(*d, &word));
+        }
+        s
+    }
+}
+
+/// Identity, combine and finish of a reduction in f32 (the fused dtype on the GPU), as
+/// `kernels::reduce`: max/min propagate NaN (`ff_max`/`ff_min`), an empty mean is NaN.
+fn reduce_parts(op: ReduceOp) -> (&'static str, &'static str, &'static str) {
+    match op {
+        ReduceOp::Sum => ("T(0)", "a + b", "acc"),
+        ReduceOp::Mean => ("T(0)", "a + b", "acc / f32(p[1])"),
+        ReduceOp::Prod => ("T(1)", "a * b", "acc"),
+        ReduceOp::Max => ("bitcast<f32>(0xff800000u)", "ff_max(a, b)", "acc"),
+        ReduceOp::Min => ("bitcast<f32>(0x7f800000u)", "ff_min(a, b)", "acc"),
+    }
+}
+
+/// The WGSL of a fused reduce. Parameters: `n_out, row, rank, dims[rank]` (the iteration
+/// shape), `rank` strides per strided load, one word per scalar load.
+fn reduce_source(f: &Fusion, op: ReduceOp, loads: &Loads) -> String {
+    let (lines, result, helpers) = super::program(f);
+    let (id, comb, finish) = reduce_parts(op);
+    let mut s = codegen::prelude(f.dtype);
+    s.push_str(&helpers);
+    let _ = writeln!(s, "fn comb(a: T, b: T) -> T {{ return {comb}; }}");
+    loads.bindings(&mut s, 0);
+    let _ = writeln!(s, "var<workgroup> sh: array<T, {RWG}>;");
+    // The program at element `i` of the iteration space (row-major).
+    s.push_str("fn elem(i: u32) -> T {\n    let rank = p[2];\n");
+    let ns = loads.n_strided();
+    if ns > 0 {
+        for j in 0..ns {
+            let _ = writeln!(s, "    var o{j} = 0u;");
+        }
+        s.push_str("    var rem = i;\n    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {\n        let dim = p[3u + u32(d)];\n        let c = rem % dim;\n        rem = rem / dim;\n");
+        for j in 0..ns {
+            let _ = writeln!(s, "        o{j} = o{j} + c * p[3u + rank * {}u + u32(d)];", j + 1);
+        }
+        s.push_str("    }\n");
+    }
+    s.push_str(&loads.code(0, 0, "i", |j| format!("o{j}"), |k| format!("p[3u + rank * {}u + {k}u]", ns + 1)));
+    for l in &lines {
+        let _ = writeln!(s, "    {l}");
+    }
+    let _ = write!(
+        s,
+        r#"    return {result};
+}}
+@compute @workgroup_size({RWG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
+    let o = wg.x + wg.y * nwg.x;
+    if (o >= p[0]) {{ return; }}
+    let r = p[1];
+    var acc: T = {id};
+    for (var j = li; j < r; j = j + {RWG}u) {{
+        acc = comb(acc, elem(o * r + j));
+    }}
+    sh[li] = acc;
+    workgroupBarrier();
+    for (var s = {half}u; s > 0u; s = s >> 1u) {{
+        if (li < s) {{ sh[li] = comb(sh[li], sh[li + s]); }}
+        workgroupBarrier();
+    }}
+    if (li == 0u) {{ let acc = sh[0]; out[o] = {st}; }}
+}}
+"#,
+        half = RWG / 2,
+        st = store(f.dtype, finish),
+    );
+    s
+}
+
+/// The elementwise program as a loop kernel (for the rare shapes that run unfused).
+fn ew(f: &Fusion) -> Ew {
+    let (lines, result, helpers) = super::program(f);
+    Ew { t: f.dtype, loads: vec![], lines, result, out: f.dtype, helpers }
+}
+
+/// Fails for iteration spaces past u32 indexing (a broadcast can make one larger than any
+/// buffer, since it is never materialized).
+fn fits_u32(op: &'static str, n: usize) -> Result<()> {
+    if n <= u32::MAX as usize {
+        Ok(())
+    } else {
+        Err(super::unsupported(
+            op,
+            format!("an iteration space of {n} elements exceeds the GPU's 32-bit indexing; split the tensor"),
+        ))
+    }
+}
+
+/// A fused reduce as one kernel: the program over the loads' broadcast shape, folded over
+/// the trailing `axes` into `shape`.
+pub(crate) fn reduce(
+    ctx: &Arc<Ctx>,
+    f: &Fusion,
+    op: ReduceOp,
+    axes: &[usize],
+    inputs: &[&Tensor],
+    shape: &Shape,
+) -> Result<Tensor> {
+    let name = f.name();
+    let shapes: Vec<&Shape> = inputs.iter().map(|t| t.shape()).collect();
+    let it = f.iteration_shape(&shapes)?;
+    let rank = it.rank();
+    let trailing = axes.iter().enumerate().all(|(k, &a)| a + axes.len() == rank + k);
+    if !trailing {
+        // The fusion pass only fuses trailing reductions; anything else runs unfused.
+        let body = kernels::run_ew(ctx, name, ew(f), inputs, &it)?;
+        return kernels::reduce(ctx, &body, op, axes, shape);
+    }
+    fits_u32(name, it.num_elements())?;
+    let row: usize = axes.iter().map(|&a| it[a]).product();
+    let n_out = shape.num_elements();
+    let loads = Loads::new(name, inputs, &it)?;
+    let mut params = vec![n_out as u32, row as u32, rank as u32];
+    params.extend(it.dims().iter().map(|d| *d as u32));
+    params.extend(&loads.strides);
+    params.extend(&loads.words);
+    let out = storage::alloc(ctx, name, f.dtype, n_out)?;
+    let k = ctx.kernel(name, &reduce_source(f, op, &loads), loads.bufs.len())?;
+    ctx.dispatch(name, &k, &loads.bufs, &out.buffer, &params, n_out as u32)?;
+    Ok(storage::tensor(out, shape.clone(), f.dtype))
+}
+
+/// The WGSL of a fused matmul: `kernels::matmul`'s tiling with epilogue loads bound after
+/// the operands. Parameters: as `kernels::matmul` (`m, n, k`, operand strides, `nbd`, the
+/// batch dims and both operands' batch strides), then `nbd + 2` output strides per strided
+/// epilogue load, then one word per scalar load.
+fn matmul_source(f: &Fusion, loads: &Loads) -> String {
+    let (lines, result, helpers) = super::program(f);
+    let t = f.dtype;
+    let ns = loads.n_strided();
+    let mut s = codegen::prelude(t);
+    s.push_str(&helpers);
+    s.push_str("@group(0) @binding(0) var<storage, read> in0: array<u32>;\n@group(0) @binding(1) var<storage, read> in1: array<u32>;\n");
+    loads.bindings(&mut s, 2);
+    // Epilogue parameters start at `e = 8 + 3 * nbd`; strided load `j` has its batch offset
+    // `eb{j}` (from wg.z) and its row and column strides.
+    let mut batch = String::new();
+    let mut decl = String::new();
+    for j in 0..ns {
+        let _ = write!(decl, " var eb{j} = 0u;");
+        let _ = write!(batch, " eb{j} = eb{j} + c * p[e + {j}u * (nbd + 2u) + u32(d)];");
+    }
+    let epi_loads = loads.code(
+        2,
+        1,
+        "oo + r * n + c",
+        |j| format!("eb{j} + r * p[e + {j}u * (nbd + 2u) + nbd] + c * p[e + {j}u * (nbd + 2u) + nbd + 1u]"),
+        |k| format!("p[e + {ns}u * (nbd + 2u) + {k}u]"),
+    );
+    let mut epi = String::new();
+    for l in epi_loads.lines().map(str::trim).chain(lines.iter().map(String::as_str)) {
+        let _ = write!(epi, "\n                {l}");
+    }
+    let _ = write!(
+        s,
+        r#"var<workgroup> ta: array<array<T, 17>, 64>;
+var<workgroup> tb: array<array<T, 65>, 16>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
+    let m = p[0]; let n = p[1]; let k = p[2];
+    let a_rs = p[3]; let a_cs = p[4]; let b_rs = p[5]; let b_cs = p[6];
+    let nbd = p[7];
+    let e = 8u + 3u * nbd;
+    // Batch offsets from the batch index (wg.z) over the broadcast batch dims.
+    var ao = 0u; var bo = 0u;{decl}
+    {{ var rem = wg.z; for (var d = i32(nbd) - 1; d >= 0; d = d - 1) {{ let dim = p[8u + u32(d)]; let c = rem % dim; rem = rem / dim; ao = ao + c * p[8u + nbd + u32(d)]; bo = bo + c * p[8u + 2u * nbd + u32(d)];{batch} }} }}
+    let oo = wg.z * m * n;
+    let row0 = wg.y * 64u; let col0 = wg.x * 64u;
+    var acc: array<array<T, 4>, 4>;
+    for (var q = 0u; q < 4u; q = q + 1u) {{ for (var w = 0u; w < 4u; w = w + 1u) {{ acc[q][w] = T(0); }} }}
+    for (var k0 = 0u; k0 < k; k0 = k0 + 16u) {{
+        for (var x = li; x < 1024u; x = x + 256u) {{
+            let ar = x / 16u; let ac = x % 16u;
+            let gr = row0 + ar; let gc = k0 + ac;
+            var va = T(0);
+            if (gr < m && gc < k) {{ va = {la}; }}
+            ta[ar][ac] = va;
+            let br = x / 64u; let bc = x % 64u;
+            let hr = k0 + br; let hc = col0 + bc;
+            var vb = T(0);
+            if (hr < k && hc < n) {{ vb = {lb}; }}
+            tb[br][bc] = vb;
+        }}
+        workgroupBarrier();
+        for (var kk = 0u; kk < 16u; kk = kk + 1u) {{
+            var av: array<T, 4>;
+            var bv: array<T, 4>;
+            for (var q = 0u; q < 4u; q = q + 1u) {{ av[q] = ta[lid.y * 4u + q][kk]; bv[q] = tb[kk][lid.x * 4u + q]; }}
+            for (var q = 0u; q < 4u; q = q + 1u) {{ for (var w = 0u; w < 4u; w = w + 1u) {{ acc[q][w] = acc[q][w] + av[q] * bv[w]; }} }}
+        }}
+        workgroupBarrier();
+    }}
+    for (var q = 0u; q < 4u; q = q + 1u) {{
+        for (var w = 0u; w < 4u; w = w + 1u) {{
+            let r = row0 + lid.y * 4u + q; let c = col0 + lid.x * 4u + w;
+            if (r < m && c < n) {{
+                let r0 = acc[q][w];{epi}
+                out[oo + r * n + c] = {st};
+            }}
+        }}
+    }}
+}}
+"#,
+        la = load(t, "in0[ao + gr * a_rs + gc * a_cs]"),
+        lb = load(t, "in1[bo + hr * b_rs + hc * b_cs]"),
+        st = store(t, &result),
+    );
+    s
+}
+
+/// A fused matmul as one kernel: `matmul(a, b)` with the epilogue applied in registers.
+/// When unknown dims made the epilogue broadcast the product itself (the output is larger
+/// than the product), it runs as the matmul then a loop kernel.
+pub(crate) fn matmul(
+    ctx: &Arc<Ctx>,
+    f: &Fusion,
+    ta: bool,
+    tb: bool,
+    inputs: &[&Tensor],
+    shape: &Shape,
+) -> Result<Tensor> {
+    let name = f.name();
+    let [a, b, rest @ ..] = inputs else {
+        return Err(Error::invalid(name, "needs two matmul operands"));
+    };
+    let mm_op = PrimOp::MatMul { transpose_a: ta, transpose_b: tb };
+    let mm_shape = crate::op::infer::infer(&mm_op, &[a, b])?.0;
+    if mm_shape != *shape {
+        let mm = kernels::matmul(ctx, a, b, ta, tb, &mm_shape)?;
+        let mut loads: Vec<&Tensor> = vec![&mm];
+        loads.extend(rest.iter().copied());
+        return kernels::run_ew(ctx, name, ew(f), &loads, shape);
+    }
+    let out = storage::alloc(ctx, name, f.dtype, shape.num_elements())?;
+    if shape.num_elements() == 0 {
+        return Ok(storage::tensor(out, shape.clone(), f.dtype));
+    }
+    let (sa, sb) = (a.shape().dims(), b.shape().dims());
+    let (ra, rb) = (sa.len(), sb.len());
+    let (m, k) = if ta { (sa[ra - 1], sa[ra - 2]) } else { (sa[ra - 2], sa[ra - 1]) };
+    let n = if tb { sb[rb - 2] } else { sb[rb - 1] };
+    let (a_rs, a_cs) = if ta { (1, sa[ra - 1]) } else { (sa[ra - 1], 1) };
+    let (b_rs, b_cs) = if tb { (1, sb[rb - 1]) } else { (sb[rb - 1], 1) };
+    let batch = &shape.dims()[..shape.rank() - 2];
+    let nb: usize = batch.iter().product();
+    // Per-batch-dim strides of each operand, broadcast (0) where its batch dim is 1.
+    let bs = |dims: &[usize], r: usize| -> Vec<u32> {
+        let mat = dims[r - 2] * dims[r - 1];
+        let bd = &dims[..r - 2];
+        let st = strides(bd);
+        let mut out = vec![0u32; batch.len()];
+        for (i, d) in bd.iter().enumerate() {
+            let o = i + batch.len() - bd.len();
+            out[o] = if *d == 1 && batch[o] != 1 { 0 } else { (st[i] * mat) as u32 };
+        }
+        out
+    };
+    let loads = Loads::new(name, rest, shape)?;
+    let mut params: Vec<u32> = [m, n, k, a_rs, a_cs, b_rs, b_cs, batch.len()].iter().map(|v| *v as u32).collect();
+    params.extend(batch.iter().map(|d| *d as u32));
+    params.extend(bs(sa, ra));
+    params.extend(bs(sb, rb));
+    params.extend(&loads.strides);
+    params.extend(&loads.words);
+    let mut bufs = vec![buf(name, a)?, buf(name, b)?];
+    bufs.extend(&loads.bufs);
+    let kern = ctx.kernel(name, &matmul_source(f, &loads), bufs.len())?;
+    let (gx, gy) = ((n as u32).div_ceil(64), (m as u32).div_ceil(64));
+    ctx.dispatch_3d(name, &kern, &bufs, &out.buffer, &params, (gx, gy, nb as u32))?;
+    Ok(storage::tensor(out, shape.clone(), f.dtype))
+}
