@@ -1,5 +1,7 @@
 //! The wgpu device context: created lazily, once per process per adapter, and the only place
-//! that talks to `wgpu::Instance`/`Adapter`/`Device`. It also owns the compute-pipeline
+//! that talks to `wgpu::Instance`/`Adapter`/`Device`. A context is opened with the optional
+//! shader features its adapter has (`SHADER_F16`, `SHADER_F64`, `SHADER_INT64`), which decide
+//! the dtypes that compute there (`Ctx::computes`) and live there (`Ctx::stores`). It also owns the compute-pipeline
 //! cache (keyed by WGSL source), the pending command encoder that kernels record into (one
 //! queue submission per flush), and the conversion of every wgpu failure into a typed
 //! `Error::Gpu` (validation errors are caught with error scopes and an uncaptured-error
