@@ -177,17 +177,18 @@ pub(crate) fn requested(inputs: &[&Tensor]) -> Device {
     scope().or_else(|| inputs.iter().map(|t| t.device()).find(|d| *d != Device::Cpu)).unwrap_or(Device::Cpu)
 }
 
-/// Whether host rank-0 inputs of `op` are passed to the GPU kernel as parameters (no copy).
-fn takes_scalars(op: &PrimOp) -> bool {
+/// Whether host rank-0 inputs of `op` are passed to the GPU kernel as parameters (no copy):
+/// elementwise kernels take them, and casts but the storage-only i64 ones.
+fn takes_scalars(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor]) -> bool {
     match op {
         PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Select => true,
-        PrimOp::Cast(to) => *to != DType::I64,
+        PrimOp::Cast(to) => inputs.first().is_some_and(|x| ctx.computes(x.dtype()) && ctx.computes(*to)),
         _ => false,
     }
 }
 
 fn is_host_scalar(t: &Tensor) -> bool {
-    t.rank() == 0 && t.host_buffer().is_some() && matches!(t.dtype(), DType::F32 | DType::I32 | DType::U8 | DType::Bool)
+    t.rank() == 0 && t.host_buffer().is_some() && t.dtype() != DType::BF16
 }
 
 /// Runs one primitive (inference done) on the device placement picks.
@@ -197,12 +198,13 @@ pub(crate) fn run(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType) -
         return crate::backend::cpu::execute(op, inputs, shape, dtype);
     }
     if let Some(ctx) = gpu(target, op.name())? {
-        match crate::backend::wgpu::check(op, inputs, dtype) {
+        match crate::backend::wgpu::check(&ctx, op, inputs, dtype) {
             Ok(()) => {
                 let dev = ctx.device_id();
+                let scalars = takes_scalars(&ctx, op, inputs);
                 let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
                 for t in inputs {
-                    let stay = t.device() == dev || (takes_scalars(op) && is_host_scalar(t));
+                    let stay = t.device() == dev || (scalars && is_host_scalar(t));
                     moved.push(if stay { (*t).clone() } else { implicit(t, dev, op.name())? });
                 }
                 let ins: Vec<&Tensor> = moved.iter().collect();
@@ -276,7 +278,7 @@ pub(crate) fn plan_gpu(args: &[&Tensor]) -> Result<Option<Arc<Ctx>>> {
 pub(crate) fn place_created(t: Tensor) -> Result<Tensor> {
     match scope() {
         Some(d @ Device::Gpu(_)) if crate::graph::trace::active().is_none() => match gpu(d, "create")? {
-            Some(ctx) if storage::words(t.dtype()).is_some() => storage::upload(&ctx, &t),
+            Some(ctx) if ctx.stores(t.dtype()) => storage::upload(&ctx, &t),
             _ => Ok(t),
         },
         _ => Ok(t),

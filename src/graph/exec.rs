@@ -316,7 +316,7 @@ impl Plan {
             ),
             StepOp::Const(t) => match gpu {
                 // Scalars stay on the host: elementwise kernels take them as parameters.
-                Some(ctx) if t.rank() > 0 && crate::backend::wgpu::storage::words(t.dtype()).is_some() => {
+                Some(ctx) if t.rank() > 0 && ctx.stores(t.dtype()) => {
                     let key = (ctx.ordinal, slot);
                     let mut cache = self.gpu_consts.lock().unwrap_or_else(|p| p.into_inner());
                     let g = match cache.get(&key) {

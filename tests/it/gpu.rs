@@ -143,15 +143,17 @@ fn a_missing_gpu_falls_back_under_soft_placement_and_errors_without() {
 fn dtypes_without_gpu_kernels_fall_back_or_fail_clearly() {
     need_gpu!("dtypes_without_gpu_kernels_fall_back_or_fail_clearly");
     let a = Tensor::from(ndarray::arr1(&[1.5f64, -2.0]).into_dyn());
-    // Soft placement: f64 runs on the CPU, with a logged notice.
+    // Soft placement: exp of f64 (no 64-bit transcendentals in SPIR-V) runs on the CPU, with
+    // a logged notice.
     let y = ff::with_device("/GPU:0", || ff::exp(&a)).unwrap();
     assert_eq!(y.device(), Device::Cpu);
     assert_eq!(y.to_ndarray::<f64>().unwrap(), a.to_ndarray::<f64>().unwrap().mapv(f64::exp));
     // Strict: Unsupported, naming the dtype.
     let e = ff::config::with_soft_device_placement(false, || ff::with_device("/GPU:0", || ff::exp(&a))).unwrap_err();
     assert!(matches!(&e, Error::Unsupported { .. }) && e.to_string().contains("f64"), "{e}");
-    let e = a.to_device(GPU).unwrap_err();
-    assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+    // bf16 has no GPU storage at all.
+    let e = a.cast(DType::BF16).unwrap().to_device(GPU).unwrap_err();
+    assert!(matches!(&e, Error::Unsupported { .. }) && e.to_string().contains("bf16"), "{e:?}");
     // Sparse primitives (data-dependent shapes) run on the CPU, with counted copies.
     let g = Tensor::from(ndarray::arr2(&[[0.0f32, 1.0], [2.0, 0.0]]).into_dyn()).to_device(GPU).unwrap();
     let before = ff::profiler::thread_transfers();
@@ -287,4 +289,106 @@ fn random_under_a_gpu_scope_matches_the_cpu_for_a_seed() {
     let gpu = ff::with_device("/GPU:0", || ff::random::normal(&[333], DType::F32, Some(7))).unwrap();
     assert_eq!(gpu.device(), GPU);
     close(&gpu.to_ndarray::<f32>().unwrap(), &cpu.to_ndarray::<f32>().unwrap(), 1e-5);
+}
+
+/// The f16, f64 and i64 this GPU computes in (`compute_dtypes`), with a loud line for those
+/// it does not (lavapipe has all three).
+fn wide_dtypes_here() -> Vec<DType> {
+    let here = ff::gpu::compute_dtypes(GPU).unwrap();
+    [DType::F16, DType::F64, DType::I64]
+        .into_iter()
+        .filter(|d| {
+            let ok = here.contains(d);
+            if !ok {
+                eprintln!("SKIPPED: GPU:0 has no shader feature for {d}: its GPU tests run on the CPU only");
+            }
+            ok
+        })
+        .collect()
+}
+
+#[test]
+fn f16_f64_and_i64_compute_on_the_gpu_where_the_adapter_has_them() {
+    need_gpu!("f16_f64_and_i64_compute_on_the_gpu_where_the_adapter_has_them");
+    for d in wide_dtypes_here() {
+        // Small integers, exact in every dtype, so the CPU and the GPU agree exactly except
+        // for rounding in f16's sums (which stay below 2048: exact too).
+        let xv: Vec<f64> = (0..12).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+        let x = crate::common::tensor(d, &[3, 4], &xv);
+        let w = crate::common::tensor(d, &[4, 2], &xv[..8]);
+        let f = |x: &Tensor, w: &Tensor| -> ff::Result<Vec<Tensor>> {
+            let y = ((x * x)? - x)?.maximum(x.neg()?)?;
+            Ok(vec![
+                y.reduce_sum(Some(&[1]), false)?,
+                ff::matmul(&y, w)?,
+                y.argmax(Some(&[0]), false)?,
+                y.cast(DType::F32)?,
+                ff::where_(y.greater(x)?, &y, x)?,
+            ])
+        };
+        let want = f(&x, &w).unwrap();
+        let before = ff::profiler::thread_transfers();
+        let (gx, gw) = (x.to_device(GPU).unwrap(), w.to_device(GPU).unwrap());
+        let got = ff::with_device("/GPU:0", || f(&gx, &gw)).unwrap();
+        let d_up = ff::profiler::thread_transfers() - before;
+        assert_eq!(d_up.host_to_device.count, 2, "{d}: only the two uploads: {d_up}");
+        assert_eq!(d_up.device_to_host.count, 0, "{d}: nothing came back to the host: {d_up}");
+        for (g, h) in got.iter().zip(&want) {
+            assert_eq!(g.device(), GPU, "{d}: ran on the GPU");
+            assert_eq!(g.dtype(), h.dtype());
+            assert_eq!(crate::common::bits(&g.to_device(Device::Cpu).unwrap()), crate::common::bits(h), "{d}");
+        }
+    }
+}
+
+#[test]
+fn f64_on_the_gpu_keeps_f64_precision_and_routes_transcendentals_to_the_cpu() {
+    need_gpu!("f64_on_the_gpu_keeps_f64_precision_and_routes_transcendentals_to_the_cpu");
+    if !wide_dtypes_here().contains(&DType::F64) {
+        return;
+    }
+    // 1 + 1e-12 is 1 in f32: an f64 kernel computing in f32 would lose it.
+    let v = [1.0 + 1e-12, 2.0f64.sqrt(), -3.25, 1e300];
+    let a = Tensor::from(ndarray::arr1(&v).into_dyn()).to_device(GPU).unwrap();
+    let y = ff::with_device("/GPU:0", || ((&a * &a)? - 1.0f64)?.sqrt()).unwrap();
+    assert_eq!(y.device(), GPU);
+    let got = y.to_ndarray::<f64>().unwrap();
+    for (g, x) in got.iter().zip(v) {
+        let want = (x * x - 1.0).sqrt();
+        assert!(*g == want || (g - want).abs() <= 1e-15 * want.abs(), "{g} vs {want}");
+    }
+    // exp of f64 has no GPU kernel: the CPU computes it (soft placement), to f64 accuracy.
+    let e = ff::with_device("/GPU:0", || ff::exp(&a)).unwrap();
+    assert_eq!(e.device(), Device::Cpu);
+    assert_eq!(e.to_ndarray::<f64>().unwrap(), ndarray::arr1(&v).into_dyn().mapv(f64::exp));
+    let err = ff::config::with_soft_device_placement(false, || ff::with_device("/GPU:0", || ff::exp(&a))).unwrap_err();
+    assert!(matches!(&err, Error::Unsupported { .. }) && err.to_string().contains("f64"), "{err}");
+}
+
+#[test]
+fn f16_on_the_gpu_rounds_as_the_cpu_does() {
+    need_gpu!("f16_on_the_gpu_rounds_as_the_cpu_does");
+    if !wide_dtypes_here().contains(&DType::F16) {
+        return;
+    }
+    // Values whose sums, products and exponentials round in f16; the CPU computes each op
+    // in f32 and rounds once, and so does the GPU: the same halves.
+    let v: Vec<half::f16> = (0..40).map(|i| half::f16::from_f32((i as f32 * 0.731).sin() * 3.0)).collect();
+    let a = Tensor::from(ndarray::Array1::from(v).into_dyn());
+    let f = |a: &Tensor| -> ff::Result<Vec<Tensor>> {
+        Ok(vec![(a * a)?, (a + 0.1f32)?, a.exp()?, a.tanh()?, ff::softmax(&a.reshape(&[4, 10])?, -1)?])
+    };
+    let want = f(&a).unwrap();
+    let g = a.to_device(GPU).unwrap();
+    let got = ff::with_device("/GPU:0", || f(&g)).unwrap();
+    for (k, (g, h)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.device(), GPU);
+        let (gv, hv) = (g.to_ndarray::<half::f16>().unwrap(), h.to_ndarray::<half::f16>().unwrap());
+        for (x, y) in gv.iter().zip(hv.iter()) {
+            // Elementwise ops agree to the bit unless f32's transcendental differs by an ulp
+            // right at an f16 rounding boundary: at most one f16 ulp.
+            let one_ulp = half::f16::EPSILON.to_f32() * y.to_f32().abs().max(1.0);
+            assert!(x == y || (x.to_f32() - y.to_f32()).abs() <= one_ulp, "output {k}: GPU {x}, CPU {y}");
+        }
+    }
 }

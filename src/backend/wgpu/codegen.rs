@@ -4,8 +4,11 @@
 //! expressions come from the tables in `op::elementwise` (`UnaryOp::wgsl`, `BinaryOp::wgsl`);
 //! they use the alias `T` (the operand type) and the `ff_*` helpers defined here per `T`.
 //!
-//! Every buffer is `array<u32>`: loads bitcast to the element type, stores bitcast back.
-//! The kernel's text depends on dtypes, load kinds and the program, never on shapes
+//! Buffers of f32, i32, u8 and bool are `array<u32>` (loads bitcast to the element type,
+//! stores bitcast back); f16, f64 and i64 buffers are typed (`array<f16>` under
+//! `enable f16;`, `array<f64>`, `array<i64>`), as those dtypes only compute on devices with
+//! the matching shader feature. f16 computes in f32 registers and rounds once per op when
+//! stored, which is exactly what the CPU's f16 kernels do. The kernel's text depends on dtypes, load kinds and the program, never on shapes
 //! (rank, dims and strides are parameters), so pipelines are cached by text.
 
 use std::fmt::Write;
@@ -16,40 +19,89 @@ use crate::op::{BinaryOp, UnaryOp};
 /// Threads per workgroup for one-thread-per-element kernels.
 pub(crate) const WG: u32 = 256;
 
-/// The WGSL type an element computes in.
+/// The WGSL type an element computes in (f16 in f32 registers).
 pub(crate) fn ty(d: DType) -> &'static str {
     match d {
-        DType::F32 => "f32",
+        DType::F32 | DType::F16 => "f32",
+        DType::F64 => "f64",
         DType::I32 => "i32",
+        DType::I64 => "i64",
         DType::Bool => "bool",
-        _ => "u32", // u8 (widened); other dtypes never reach codegen
+        DType::U8 | DType::BF16 => "u32", // u8 widened; bf16 never reaches codegen
     }
 }
 
-/// A stored word as a value of `d`.
+/// The element type of a storage array holding `d`.
+pub(crate) fn elem(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::F64 => "f64",
+        DType::I64 => "i64",
+        _ => "u32",
+    }
+}
+
+/// The `enable` directives a kernel touching `dtypes` needs (they must come first).
+pub(crate) fn enables(dtypes: &[DType]) -> &'static str {
+    if dtypes.contains(&DType::F16) { "enable f16;\n" } else { "" }
+}
+
+/// A stored element as a value of `d`.
 pub(crate) fn load(d: DType, w: &str) -> String {
     match d {
         DType::F32 => format!("bitcast<f32>({w})"),
         DType::I32 => format!("bitcast<i32>({w})"),
         DType::Bool => format!("({w} != 0u)"),
+        DType::F16 => format!("f32({w})"),
         _ => w.to_string(),
     }
 }
 
-/// A value of `d` as a stored word.
+/// A value of `d` as a stored element (f16 rounds to nearest even here).
 pub(crate) fn store(d: DType, v: &str) -> String {
     match d {
         DType::F32 | DType::I32 => format!("bitcast<u32>({v})"),
         DType::Bool => format!("select(0u, 1u, {v})"),
+        DType::F16 => format!("f16({v})"),
         _ => v.to_string(),
     }
+}
+
+/// Parameter words per host scalar of `d` (8-byte dtypes take two).
+pub(crate) fn param_words(d: DType) -> usize {
+    if matches!(d, DType::F64 | DType::I64) { 2 } else { 1 }
+}
+
+/// A host scalar of `d` from parameter word `at` (and `at + 1`). f16 scalars are passed as
+/// the f32 bits of their value (they compute in f32).
+pub(crate) fn param_load(d: DType, at: &str) -> String {
+    let w = format!("p[{at}]");
+    let u64 = format!("(u64(p[{at}]) | (u64(p[{at} + 1u]) << 32u))");
+    match d {
+        DType::F16 => format!("bitcast<f32>({w})"),
+        DType::F64 => format!("bitcast<f64>({u64})"),
+        DType::I64 => format!("bitcast<i64>({u64})"),
+        _ => load(d, &w),
+    }
+}
+
+/// Whether unary `u` has a GPU kernel for f64: the GLSL.std.450 transcendentals SPIR-V
+/// offers are 16/32-bit only, so exp, log, tanh, sigmoid, gelu, sin and cos of f64 run on
+/// the CPU (soft placement) rather than in f32 precision.
+pub(crate) fn f64_unary(u: UnaryOp) -> bool {
+    matches!(u, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Relu | UnaryOp::Sqrt | UnaryOp::Rsqrt)
+}
+
+/// Whether binary `b` has a GPU kernel for f64 (all but `pow`, which needs exp2/log2).
+pub(crate) fn f64_binary(b: BinaryOp) -> bool {
+    b != BinaryOp::Pow
 }
 
 /// `alias T` and the `ff_*` helpers the op tables call, for operand dtype `t`.
 pub(crate) fn prelude(t: DType) -> String {
     let mut s = format!("alias T = {};\n", ty(t));
     match t {
-        DType::F32 => s.push_str(
+        DType::F32 | DType::F16 => s.push_str(
             r#"
 // NaN tests on the bits: compilers may fold `x != x` to false.
 fn ff_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
@@ -123,6 +175,47 @@ fn ff_pow(a: i32, b: i32) -> i32 {
 }
 "#,
         ),
+        DType::F64 => s.push_str(
+            r#"
+// No transcendental here: SPIR-V has none for 64-bit floats (see `f64_unary`).
+fn ff_isnan(x: f64) -> bool { return (bitcast<u64>(x) & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu; }
+fn ff_max(a: f64, b: f64) -> f64 { if (a > b || ff_isnan(a)) { return a; } return b; }
+fn ff_min(a: f64, b: f64) -> f64 { if (a < b || ff_isnan(a)) { return a; } return b; }
+fn ff_floor_div(a: f64, b: f64) -> f64 { return floor(a / b); }
+"#,
+        ),
+        DType::I64 => s.push_str(
+            r#"
+fn ff_isnan(x: i64) -> bool { return false; }
+fn ff_max(a: i64, b: i64) -> i64 { return max(a, b); }
+fn ff_min(a: i64, b: i64) -> i64 { return min(a, b); }
+fn ff_floor_div(a: i64, b: i64) -> i64 {
+    if (b == 0li) { return 0li; }
+    if (b == -1li) { return 0li - a; }
+    let q = a / b;
+    if ((a % b != 0li) && ((a < 0li) != (b < 0li))) { return q - 1li; }
+    return q;
+}
+fn ff_pow(a: i64, b: i64) -> i64 {
+    if (b < 0li) {
+        if (a == 1li) { return 1li; }
+        if (a == -1li) { if (b % 2li == 0li) { return 1li; } return a; }
+        return 0li;
+    }
+    // The CPU saturates the exponent at u32::MAX.
+    var e = u32(min(b, 4294967295li));
+    var base = a;
+    var r = 1li;
+    loop {
+        if (e == 0u) { break; }
+        if ((e & 1u) == 1u) { r = r * base; }
+        base = base * base;
+        e = e >> 1u;
+    }
+    return r;
+}
+"#,
+        ),
         DType::U8 => s.push_str(
             r#"
 fn ff_isnan(x: u32) -> bool { return false; }
@@ -146,12 +239,6 @@ fn ff_pow(a: u32, b: u32) -> u32 {
         _ => {}
     }
     s
-}
-
-/// Whether `op` on dtype `t` can run on the GPU (the table's accepted dtypes, restricted to
-/// what the GPU computes in).
-pub(crate) fn compute_dtype(t: DType) -> bool {
-    matches!(t, DType::F32 | DType::I32 | DType::U8 | DType::Bool)
 }
 
 /// A unary expression over register `x`, wrapped for u8.
@@ -209,19 +296,22 @@ pub(crate) struct Ew {
 
 impl Ew {
     /// The WGSL source. Parameters: `n, rank, dims[rank]`, then `rank` strides per strided
-    /// load (in load order), then one word per parameter load.
+    /// load (in load order), then one word per parameter load (two for f64 and i64).
     pub(crate) fn source(&self) -> String {
         let n_buf = self.loads.iter().filter(|(k, _)| *k != LoadKind::Param).count();
-        let mut s = prelude(self.t);
+        let mut dts: Vec<DType> = self.loads.iter().map(|(_, d)| *d).collect();
+        dts.push(self.out);
+        let mut s = enables(&dts).to_string();
+        s.push_str(&prelude(self.t));
         s.push_str(&self.helpers);
         let mut b = 0;
-        for (k, _) in &self.loads {
+        for (k, d) in &self.loads {
             if *k != LoadKind::Param {
-                let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<u32>;");
+                let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<{}>;", elem(*d));
                 b += 1;
             }
         }
-        let _ = writeln!(s, "@group(0) @binding({n_buf}) var<storage, read_write> out: array<u32>;");
+        let _ = writeln!(s, "@group(0) @binding({n_buf}) var<storage, read_write> out: array<{}>;", elem(self.out));
         let _ = writeln!(s, "@group(0) @binding({}) var<storage, read> p: array<u32>;", n_buf + 1);
         let _ = write!(
             s,
@@ -240,22 +330,22 @@ impl Ew {
         }
         let (mut buf, mut strided, mut param) = (0, 0, 0);
         for (r, (k, d)) in self.loads.iter().enumerate() {
-            let word = match k {
+            let value = match k {
                 LoadKind::Contig => {
                     buf += 1;
-                    format!("in{}[i]", buf - 1)
+                    load(*d, &format!("in{}[i]", buf - 1))
                 }
                 LoadKind::Strided => {
                     buf += 1;
                     strided += 1;
-                    format!("in{}[o{}]", buf - 1, strided - 1)
+                    load(*d, &format!("in{}[o{}]", buf - 1, strided - 1))
                 }
                 LoadKind::Param => {
-                    param += 1;
-                    format!("p[2u + rank * {}u + {}u]", n_strided + 1, param - 1)
+                    param += param_words(*d);
+                    param_load(*d, &format!("2u + rank * {}u + {}u", n_strided + 1, param - param_words(*d)))
                 }
             };
-            let _ = writeln!(s, "    let r{r} = {};", load(*d, &word));
+            let _ = writeln!(s, "    let r{r} = {value};");
         }
         for l in &self.lines {
             let _ = writeln!(s, "    {l}");

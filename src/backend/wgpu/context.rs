@@ -1,5 +1,7 @@
 //! The wgpu device context: created lazily, once per process per adapter, and the only place
-//! that talks to `wgpu::Instance`/`Adapter`/`Device`. It also owns the compute-pipeline
+//! that talks to `wgpu::Instance`/`Adapter`/`Device`. A context is opened with the optional
+//! shader features its adapter has (`SHADER_F16`, `SHADER_F64`, `SHADER_INT64`), which decide
+//! the dtypes that compute there (`Ctx::computes`) and live there (`Ctx::stores`). It also owns the compute-pipeline
 //! cache (keyed by WGSL source), the pending command encoder that kernels record into (one
 //! queue submission per flush), and the conversion of every wgpu failure into a typed
 //! `Error::Gpu` (validation errors are caught with error scopes and an uncaptured-error
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 
 /// A compiled kernel: its pipeline and the bind-group layout it was built with.
@@ -33,6 +36,10 @@ pub(crate) struct Ctx {
     pub(crate) queue: wgpu::Queue,
     pub(crate) ordinal: usize,
     pub(crate) limits: wgpu::Limits,
+    /// The optional shader features this device was opened with (`SHADER_F16`,
+    /// `SHADER_F64`, `SHADER_INT64` where the adapter has them): they decide which dtypes
+    /// compute here (`computes`).
+    pub(crate) features: wgpu::Features,
     kernels: Mutex<HashMap<String, Arc<Kernel>>>,
     pending: Mutex<Pending>,
     /// Set by the device-lost callback: every later call fails with `Error::Gpu`.
@@ -105,7 +112,7 @@ pub(crate) fn ctx(ordinal: usize) -> Result<Arc<Ctx>> {
             location: None,
         });
     };
-    let c = cell.get_or_init(|| open(adapter, ordinal).map(Arc::new));
+    let c = cell.get_or_init(|| open(adapter, ordinal, DTYPE_FEATURES).map(Arc::new));
     match c {
         Ok(c) => {
             if c.lost.load(Ordering::Relaxed) {
@@ -117,12 +124,21 @@ pub(crate) fn ctx(ordinal: usize) -> Result<Arc<Ctx>> {
     }
 }
 
-fn open(adapter: &wgpu::Adapter, ordinal: usize) -> std::result::Result<Ctx, String> {
+/// The optional features that let more dtypes compute on the GPU: requested when the
+/// adapter has them, so any Vulkan 1.1 adapter still opens (without them those dtypes run
+/// on the CPU).
+pub(crate) const DTYPE_FEATURES: wgpu::Features =
+    wgpu::Features::SHADER_F16.union(wgpu::Features::SHADER_F64).union(wgpu::Features::SHADER_INT64);
+
+/// Opens `adapter` with those of `wanted` it has.
+pub(crate) fn open(
+    adapter: &wgpu::Adapter,
+    ordinal: usize,
+    wanted: wgpu::Features,
+) -> std::result::Result<Ctx, String> {
     let info = adapter.get_info();
     let limits = adapter.limits();
-    // No optional features: f16/f64/i64 arithmetic is not generated (those dtypes run on
-    // the CPU), so any Vulkan 1.1 adapter will do.
-    let features = wgpu::Features::empty();
+    let features = adapter.features() & wanted;
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("ferroflow"),
         required_features: features,
@@ -145,12 +161,18 @@ fn open(adapter: &wgpu::Adapter, ordinal: usize) -> std::result::Result<Ctx, Str
             *g = Some(e.to_string());
         }
     }));
-    log::info!("ferroflow: opened {} on {} ({:?})", Device::Gpu(ordinal), info.name, info.backend);
+    log::info!(
+        "ferroflow: opened {} on {} ({:?}), shader features {features:?}",
+        Device::Gpu(ordinal),
+        info.name,
+        info.backend
+    );
     Ok(Ctx {
         device,
         queue,
         ordinal,
         limits,
+        features,
         kernels: Mutex::new(HashMap::new()),
         pending: Mutex::new(Pending { encoder: None, dispatches: 0 }),
         lost,
@@ -231,6 +253,28 @@ const AUTO_FLUSH: usize = 64;
 impl Ctx {
     pub(crate) fn device_id(&self) -> Device {
         Device::Gpu(self.ordinal)
+    }
+
+    /// Whether `d` computes on this device: f32, i32, u8 and bool always; f16 with
+    /// `SHADER_F16` (stored as f16, computed in f32 registers); i64 with `SHADER_INT64`;
+    /// f64 with `SHADER_F64` and `SHADER_INT64` (NaN tests and scalar parameters go through
+    /// its 64-bit bits); bf16 never.
+    pub(crate) fn computes(&self, d: DType) -> bool {
+        let f = self.features;
+        match d {
+            DType::F32 | DType::I32 | DType::U8 | DType::Bool => true,
+            DType::F16 => f.contains(wgpu::Features::SHADER_F16),
+            DType::I64 => f.contains(wgpu::Features::SHADER_INT64),
+            DType::F64 => f.contains(wgpu::Features::SHADER_F64 | wgpu::Features::SHADER_INT64),
+            DType::BF16 => false,
+        }
+    }
+
+    /// Whether tensors of `d` can live on this device: those that compute, and i64 always
+    /// (storage-only without `SHADER_INT64`: moved, gathered with, cast to and from i32,
+    /// produced by argmax).
+    pub(crate) fn stores(&self, d: DType) -> bool {
+        d == DType::I64 || self.computes(d)
     }
 
     /// The error a previous call left behind, or a lost device.
@@ -448,17 +492,57 @@ impl Ctx {
 
 #[cfg(test)]
 mod tests {
-    //! Failure behaviours on a private device (the process-wide one stays healthy for the
-    //! other tests): a shader that does not compile and a lost device are typed errors, not
-    //! panics, and the CPU path keeps working.
+    //! Behaviours on a private device (the process-wide one stays healthy for the other
+    //! tests): a shader that does not compile and a lost device are typed errors, not
+    //! panics, and the CPU path keeps working; a device opened without the 64-bit and f16
+    //! shader features computes in none of those dtypes (i64 stays storage-only there).
     use super::*;
+    use crate::op::{PrimOp, UnaryOp};
 
-    fn private_ctx() -> Option<Ctx> {
+    fn private_ctx_with(features: wgpu::Features) -> Option<Ctx> {
         let Some(adapter) = registry().adapters.first() else {
             eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
             return None;
         };
-        Some(open(adapter, 0).expect("the adapter opens"))
+        Some(open(adapter, 0, features).expect("the adapter opens"))
+    }
+
+    fn private_ctx() -> Option<Ctx> {
+        private_ctx_with(DTYPE_FEATURES)
+    }
+
+    #[test]
+    fn a_device_without_the_features_computes_only_in_32_bit_dtypes() {
+        use crate::backend::wgpu::{check, execute, storage};
+        let Some(c) = private_ctx_with(wgpu::Features::empty()) else { return };
+        let c = Arc::new(c);
+        for d in [DType::F16, DType::F64, DType::I64, DType::BF16] {
+            assert!(!c.computes(d), "{d}");
+        }
+        let f64s = crate::Tensor::from_slice(&[1.5f64, -2.0], &[2]).unwrap();
+        let f16s = crate::Tensor::from_slice(&[half::f16::from_f32(1.5)], &[1]).unwrap();
+        // f16 and f64 cannot even live there: an upload is Unsupported, naming the dtype.
+        for t in [&f64s, &f16s] {
+            match storage::upload(&c, t) {
+                Err(Error::Unsupported { message, .. }) => assert!(message.contains(&t.dtype().to_string())),
+                other => panic!("expected Unsupported for {}, got {:?}", t.dtype(), other.map(|t| t.dtype())),
+            }
+        }
+        let neg = PrimOp::Unary(UnaryOp::Neg);
+        assert!(matches!(check(&c, &neg, &[&f64s], DType::F64), Err(Error::Unsupported { .. })));
+        // i64 is storage-only: no arithmetic, but the i64 <-> i32 casts run on its two words.
+        let v = [5i64, -3, (1 << 40) + 7, i64::MIN];
+        let host = crate::Tensor::from_slice(&v, &[4]).unwrap();
+        let g = storage::upload(&c, &host).unwrap();
+        assert!(matches!(check(&c, &neg, &[&g], DType::I64), Err(Error::Unsupported { .. })));
+        let cast = PrimOp::Cast(DType::I32);
+        check(&c, &cast, &[&g], DType::I32).unwrap();
+        let narrow = execute(&c, &cast, &[&g], g.shape().clone(), DType::I32).unwrap();
+        let want: Vec<i32> = v.iter().map(|x| *x as i32).collect();
+        assert_eq!(narrow.to_host().unwrap().to_ndarray::<i32>().unwrap().into_raw_vec_and_offset().0, want);
+        let wide = execute(&c, &PrimOp::Cast(DType::I64), &[&narrow], g.shape().clone(), DType::I64).unwrap();
+        let want: Vec<i64> = want.iter().map(|x| *x as i64).collect();
+        assert_eq!(wide.to_host().unwrap().to_ndarray::<i64>().unwrap().into_raw_vec_and_offset().0, want);
     }
 
     #[test]

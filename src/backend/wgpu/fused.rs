@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::codegen::{self, Ew, LoadKind, load, store};
 use super::context::Ctx;
-use super::kernels::{self, bcast_strides, buf, scalar_word, strides};
+use super::kernels::{self, bcast_strides, buf, scalar_words, strides};
 use super::storage;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -48,8 +48,11 @@ impl<'a> Loads<'a> {
         let mut l = Loads { kinds: vec![], bufs: vec![], strides: vec![], words: vec![] };
         for t in inputs {
             if t.gpu_storage().is_none() {
-                let w =
-                    scalar_word(t).ok_or_else(|| Error::invalid(op, "internal: a host input that is not a scalar"))?;
+                // Fused kernels compute in f32 (`check_fused`): one word per scalar.
+                let w = scalar_words(t)
+                    .filter(|w| w.len() == 1)
+                    .map(|w| w[0])
+                    .ok_or_else(|| Error::invalid(op, "internal: a host input that is not a one-word scalar"))?;
                 l.kinds.push((LoadKind::Param, t.dtype()));
                 l.words.push(w);
             } else if t.num_elements() == n {

@@ -7,9 +7,9 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::codegen::{self, Ew, LoadKind, WG, load, store, ty};
+use super::codegen::{self, Ew, LoadKind, WG, elem, enables, load, store, ty};
 use super::context::Ctx;
-use super::storage::{self, GpuStorage, words};
+use super::storage::{self, GpuStorage};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::op::{ArgOp, BinaryOp, ReduceOp, UnaryOp};
@@ -23,17 +23,22 @@ pub(super) fn buf<'a>(op: &'static str, t: &'a Tensor) -> Result<&'a wgpu::Buffe
         .ok_or_else(|| Error::invalid(op, "internal: a GPU kernel got an input that is not on the GPU"))
 }
 
-/// A host rank-0 tensor's value as one GPU word.
-pub(super) fn scalar_word(t: &Tensor) -> Option<u32> {
+/// A host rank-0 tensor's value as parameter words (`codegen::param_load` reads them):
+/// one word, two (low, high) for f64 and i64, an f16 as the f32 bits of its value.
+pub(super) fn scalar_words(t: &Tensor) -> Option<Vec<u32>> {
     if t.rank() != 0 {
         return None;
     }
+    let wide = |b: u64| vec![b as u32, (b >> 32) as u32];
     Some(match t.host_buffer()? {
-        Buffer::F32(v) => v.first()?.to_bits(),
-        Buffer::I32(v) => *v.first()? as u32,
-        Buffer::U8(v) => *v.first()? as u32,
-        Buffer::Bool(v) => *v.first()? as u32,
-        _ => return None,
+        Buffer::F32(v) => vec![v.first()?.to_bits()],
+        Buffer::I32(v) => vec![*v.first()? as u32],
+        Buffer::U8(v) => vec![*v.first()? as u32],
+        Buffer::Bool(v) => vec![*v.first()? as u32],
+        Buffer::F16(v) => vec![v.first()?.to_f32().to_bits()],
+        Buffer::F64(v) => wide(v.first()?.to_bits()),
+        Buffer::I64(v) => wide(*v.first()? as u64),
+        Buffer::BF16(_) => return None,
     })
 }
 
@@ -83,9 +88,9 @@ pub(crate) fn run_ew(
     ew.loads.clear();
     for t in inputs {
         if t.gpu_storage().is_none() {
-            let w = scalar_word(t).ok_or_else(|| Error::invalid(op, "internal: a host input that is not a scalar"))?;
+            let w = scalar_words(t).ok_or_else(|| Error::invalid(op, "internal: a host input that is not a scalar"))?;
             ew.loads.push((LoadKind::Param, t.dtype()));
-            params_tail.push(w);
+            params_tail.extend(w);
         } else if t.num_elements() == n {
             ew.loads.push((LoadKind::Contig, t.dtype()));
             bufs.push(buf(op, t)?);
@@ -145,22 +150,38 @@ pub(crate) fn select(ctx: &Arc<Ctx>, c: &Tensor, x: &Tensor, y: &Tensor, shape: 
     run_ew(ctx, "where_", ew, &[c, x, y], shape)
 }
 
-/// The WGSL of converting a value of `s` to `d` as the CPU does (integers wrap, floats
-/// saturate into integers with NaN to 0, anything non-zero is `true`).
+/// The WGSL of converting `x` (a value of `s` in its compute type) to what `store(d, ..)`
+/// takes, as the CPU does: integers wrap, floats saturate into integers with NaN to 0,
+/// anything non-zero (NaN included) is `true`, floats round to nearest even (f64 to f16 in
+/// one step, as the CPU).
 fn cast_expr(s: DType, d: DType, x: &str) -> String {
     use DType::*;
+    let float = |t: DType| matches!(t, F32 | F16 | F64);
     match (s, d) {
-        (_, Bool) if s == Bool => x.into(),
-        (F32, Bool) => format!("({x} != 0.0 || ff_isnan({x}))"),
+        _ if s == d => x.into(),
+        (_, Bool) if float(s) => format!("({x} != 0.0 || ff_isnan({x}))"),
         (_, Bool) => format!("({x} != {}(0))", ty(s)),
         (Bool, _) => format!("select({t}(0), {t}(1), {x})", t = ty(d)),
-        (F32, I32) => format!(
+        (F64, I32) => format!("select(i32(clamp({x}, -2147483648.0, 2147483647.0)), 0, ff_isnan({x}))"),
+        (_, I32) if float(s) => format!(
             "select(select(i32(clamp({x}, -2147483648.0, 2147483520.0)), 2147483647, {x} >= 2147483648.0), 0, ff_isnan({x}))"
         ),
-        (F32, _) => format!("select(u32(clamp({x}, 0.0, 255.0)), 0u, ff_isnan({x}))"),
-        (_, F32) => format!("f32({x})"),
-        (I32, _) => format!("(bitcast<u32>({x}) & 255u)"),
+        (_, I64) if float(s) => {
+            // The largest value below 2^63 in the source type.
+            let hi = if s == F64 { "9223372036854774784.0" } else { "9223371487098961920.0" };
+            format!(
+                "select(select(i64(clamp({x}, -9223372036854775808.0, {hi})), 9223372036854775807li, {x} >= 9223372036854775808.0), 0li, ff_isnan({x}))"
+            )
+        }
+        (_, U8) if float(s) => format!("select(u32(clamp({x}, 0.0, 255.0)), 0u, ff_isnan({x}))"),
+        (F64, F32) => format!("f32({x})"),
+        (_, F32 | F16) if float(s) => x.into(), // f16 computes in f32; `store` rounds
+        (_, F64) => format!("f64({x})"),
+        (_, F32 | F16) => format!("f32({x})"),
+        (I32, U8) => format!("(bitcast<u32>({x}) & 255u)"),
+        (I64, U8) => format!("u32({x} & 255li)"),
         (_, I32) => format!("i32({x})"),
+        (_, I64) => format!("i64({x})"),
         _ => x.into(),
     }
 }
@@ -170,7 +191,7 @@ pub(crate) fn cast(ctx: &Arc<Ctx>, x: &Tensor, to: DType) -> Result<Tensor> {
     if from == to {
         return Ok(x.clone());
     }
-    if from == DType::I64 || to == DType::I64 {
+    if (from == DType::I64 || to == DType::I64) && !ctx.computes(DType::I64) {
         return cast_i64(ctx, x, to);
     }
     let ew = Ew {
@@ -184,7 +205,8 @@ pub(crate) fn cast(ctx: &Arc<Ctx>, x: &Tensor, to: DType) -> Result<Tensor> {
     run_ew(ctx, "cast", ew, &[x], &x.shape().clone())
 }
 
-/// i64 <-> i32 (wrapping, sign-extending), the casts i64 storage supports.
+/// i64 <-> i32 (wrapping, sign-extending) on i64's two words: the casts of storage-only
+/// i64 (a device without `SHADER_INT64`).
 fn cast_i64(ctx: &Arc<Ctx>, x: &Tensor, to: DType) -> Result<Tensor> {
     let (from, n) = (x.dtype(), x.num_elements());
     let body = match (from, to) {
@@ -209,10 +231,11 @@ fn cast_i64(ctx: &Arc<Ctx>, x: &Tensor, to: DType) -> Result<Tensor> {
 }
 
 /// The strided copy: over index space `dims`, `out[out_off + c.out_strides] =
-/// in[in_off + c.in_strides]`, `w` words per element.
+/// in[in_off + c.in_strides]`, `w` units per element (`ELEM` is the unit, see
+/// `storage::move_unit`).
 const COPY_SRC: &str = r#"
-@group(0) @binding(0) var<storage, read> in0: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read> in0: array<ELEM>;
+@group(0) @binding(1) var<storage, read_write> out: array<ELEM>;
 @group(0) @binding(2) var<storage, read> p: array<u32>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -249,12 +272,13 @@ fn strided_copy(
     out_off: usize,
 ) -> Result<()> {
     let n: usize = dims.iter().product();
-    let w = words(x.dtype()).ok_or_else(|| storage::dtype_unsupported(op, x.dtype()))?;
+    let (unit, w) = storage::move_unit(x.dtype()).ok_or_else(|| storage::dtype_unsupported(op, x.dtype()))?;
     let mut params = vec![n as u32, dims.len() as u32, w as u32, in_off as u32, out_off as u32];
     params.extend(u32s(dims));
     params.extend_from_slice(in_strides);
     params.extend_from_slice(out_strides);
-    let k = ctx.kernel("copy", COPY_SRC, 1)?;
+    let src = format!("{}{}", enables(&[x.dtype()]), COPY_SRC.replace("ELEM", unit));
+    let k = ctx.kernel("copy", &src, 1)?;
     ctx.dispatch(op, &k, &[buf(op, x)?], &out.buffer, &params, groups(n, WG))
 }
 
@@ -330,12 +354,12 @@ pub(crate) fn gather(ctx: &Arc<Ctx>, x: &Tensor, idx: &Tensor, axis: usize, shap
     let inner: usize = xs[axis + 1..].iter().product();
     let m = idx.num_elements();
     let n = shape.num_elements();
-    let w = words(x.dtype()).ok_or_else(|| storage::dtype_unsupported("gather", x.dtype()))?;
+    let (unit, w) = storage::move_unit(x.dtype()).ok_or_else(|| storage::dtype_unsupported("gather", x.dtype()))?;
     let src = format!(
-        r#"
-@group(0) @binding(0) var<storage, read> in0: array<u32>;
+        r#"{en}
+@group(0) @binding(0) var<storage, read> in0: array<{unit}>;
 @group(0) @binding(1) var<storage, read> in1: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<{unit}>;
 @group(0) @binding(3) var<storage, read> p: array<u32>;
 @compute @workgroup_size({WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
@@ -347,12 +371,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let o = i / (inner * m);
     let ix = {ix};
     for (var q = 0u; q < {w}u; q = q + 1u) {{
-        if (ix < 0 || u32(ix) >= dim) {{ out[i * {w}u + q] = 0u; }}
+        if (ix < 0 || u32(ix) >= dim) {{ out[i * {w}u + q] = {unit}(0); }}
         else {{ out[i * {w}u + q] = in0[((o * dim + u32(ix)) * inner + k) * {w}u + q]; }}
     }}
 }}
 "#,
-        ix = index_load(idx.dtype(), "in1", "j")
+        ix = index_load(idx.dtype(), "in1", "j"),
+        en = enables(&[x.dtype()]),
     );
     let out = storage::alloc(ctx, "gather", x.dtype(), n)?;
     if n > 0 {
@@ -368,9 +393,9 @@ pub(crate) fn one_hot(ctx: &Arc<Ctx>, idx: &Tensor, depth: usize, dtype: DType, 
     let n = shape.num_elements();
     let on = cast_expr(DType::Bool, dtype, "hit");
     let src = format!(
-        r#"
+        r#"{en}
 @group(0) @binding(0) var<storage, read> in0: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<{el}>;
 @group(0) @binding(2) var<storage, read> p: array<u32>;
 @compute @workgroup_size({WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
@@ -384,7 +409,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }}
 "#,
         ix = index_load(idx.dtype(), "in0", "j"),
-        st = store(dtype, &on)
+        st = store(dtype, &on),
+        en = enables(&[dtype]),
+        el = elem(dtype),
     );
     let out = storage::alloc(ctx, "one_hot", dtype, n)?;
     if n > 0 {
@@ -400,10 +427,14 @@ const RWG: u32 = 64;
 /// `lowest`/`highest` of dtype `t` as WGSL literals.
 fn extreme(t: DType, low: bool) -> &'static str {
     match (t, low) {
-        (DType::F32, true) => "bitcast<f32>(0xff800000u)",
-        (DType::F32, false) => "bitcast<f32>(0x7f800000u)",
+        (DType::F32 | DType::F16, true) => "bitcast<f32>(0xff800000u)",
+        (DType::F32 | DType::F16, false) => "bitcast<f32>(0x7f800000u)",
+        (DType::F64, true) => "bitcast<f64>(0xfff0000000000000lu)",
+        (DType::F64, false) => "bitcast<f64>(0x7ff0000000000000lu)",
         (DType::I32, true) => "i32(-2147483648)",
         (DType::I32, false) => "2147483647",
+        (DType::I64, true) => "(-9223372036854775807li - 1li)",
+        (DType::I64, false) => "9223372036854775807li",
         (_, true) => "0u",
         (_, false) => "255u",
     }
@@ -451,19 +482,20 @@ pub(crate) fn reduce(ctx: &Arc<Ctx>, x: &Tensor, op: ReduceOp, axes: &[usize], s
         comb
     };
     let finish = match (op, t) {
-        (ReduceOp::Mean, DType::F32) => "acc / f32(p[1])",
+        (ReduceOp::Mean, DType::F32 | DType::F16 | DType::F64) => "acc / T(p[1])",
         (ReduceOp::Mean, DType::U8) => "select((acc & 255u) / p[1], 0u, p[1] == 0u)",
         (ReduceOp::Mean, _) => "select(acc / T(max(p[1], 1u)), T(0), p[1] == 0u)",
         (ReduceOp::Sum, DType::U8) => "acc & 255u",
         _ => "acc",
     };
-    let mut s = codegen::prelude(t);
+    let mut s = enables(&[t]).to_string();
+    s.push_str(&codegen::prelude(t));
     let _ = write!(
         s,
         r#"
 fn comb(a: T, b: T) -> T {{ return {comb}; }}
-@group(0) @binding(0) var<storage, read> in0: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read> in0: array<{el}>;
+@group(0) @binding(1) var<storage, read_write> out: array<{el}>;
 @group(0) @binding(2) var<storage, read> p: array<u32>;
 var<workgroup> sh: array<T, {RWG}>;
 @compute @workgroup_size({RWG})
@@ -492,6 +524,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         ld = load(t, "in0[base + off]"),
         half = RWG / 2,
         st = store(t, finish),
+        el = elem(t),
     );
     let mut params = vec![n_out as u32, r as u32, kd.len() as u32];
     params.extend(&kd);
@@ -516,11 +549,12 @@ pub(crate) fn arg_reduce(ctx: &Arc<Ctx>, x: &Tensor, op: ArgOp, axis: Option<usi
     };
     let n_out = outer * inner;
     let cmp = if op == ArgOp::Max { ">" } else { "<" };
-    let mut src = codegen::prelude(t);
+    let mut src = enables(&[t]).to_string();
+    src.push_str(&codegen::prelude(t));
     let _ = write!(
         src,
         r#"
-@group(0) @binding(0) var<storage, read> in0: array<u32>;
+@group(0) @binding(0) var<storage, read> in0: array<{el}>;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @group(0) @binding(2) var<storage, read> p: array<u32>;
 var<workgroup> sv: array<T, {RWG}>;
@@ -557,6 +591,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 "#,
         ld = load(t, "in0[base + j * inner]"),
         half = RWG / 2,
+        el = elem(t),
     );
     let name = if op == ArgOp::Max { "argmax" } else { "argmin" };
     let out = storage::alloc(ctx, name, DType::I64, n_out)?;
@@ -603,16 +638,20 @@ pub(crate) fn matmul(ctx: &Arc<Ctx>, a: &Tensor, b: &Tensor, ta: bool, tb: bool,
         return Ok(storage::tensor(out, shape.clone(), t));
     }
     let fin = if t == DType::U8 { "acc[q][w] & 255u" } else { "acc[q][w]" };
-    let mut src = codegen::prelude(t);
+    // Tiles padded by one column against bank conflicts, except for 8-byte types, where
+    // the padding would pass the 16 KiB of workgroup memory WebGPU guarantees.
+    let pad = if ty(t) == "f64" || ty(t) == "i64" { 0 } else { 1 };
+    let mut src = enables(&[t]).to_string();
+    src.push_str(&codegen::prelude(t));
     let _ = write!(
         src,
         r#"
-@group(0) @binding(0) var<storage, read> in0: array<u32>;
-@group(0) @binding(1) var<storage, read> in1: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read> in0: array<{el}>;
+@group(0) @binding(1) var<storage, read> in1: array<{el}>;
+@group(0) @binding(2) var<storage, read_write> out: array<{el}>;
 @group(0) @binding(3) var<storage, read> p: array<u32>;
-var<workgroup> ta: array<array<T, 17>, 64>;
-var<workgroup> tb: array<array<T, 65>, 16>;
+var<workgroup> ta: array<array<T, {ta_w}>, 64>;
+var<workgroup> tb: array<array<T, {tb_w}>, 16>;
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
     let m = p[0]; let n = p[1]; let k = p[2];
@@ -658,6 +697,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         la = load(t, "in0[ao + gr * a_rs + gc * a_cs]"),
         lb = load(t, "in1[bo + hr * b_rs + hc * b_cs]"),
         st = store(t, fin),
+        el = elem(t),
+        ta_w = 16 + pad,
+        tb_w = 64 + pad,
     );
     let mut params = vec![m as u32, n as u32, k as u32, a_rs as u32, a_cs as u32, b_rs as u32, b_cs as u32];
     params.push(batch.len() as u32);
@@ -688,10 +730,13 @@ pub(crate) fn softmax(ctx: &Arc<Ctx>, x: &Tensor, axis: usize, log: bool) -> Res
     };
     let rows = outer * inner;
     let out_expr = if log { "(v - mx) - log(sum)" } else { "exp(v - mx) / sum" };
+    // f32 or f16 (computed in f32, rounded once when stored).
+    let t = x.dtype();
+    let ld = |at: &str| load(t, &format!("in0[{at}]"));
     let src = format!(
-        r#"
-@group(0) @binding(0) var<storage, read> in0: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+        r#"{en}
+@group(0) @binding(0) var<storage, read> in0: array<{el}>;
+@group(0) @binding(1) var<storage, read_write> out: array<{el}>;
 @group(0) @binding(2) var<storage, read> p: array<u32>;
 var<workgroup> sh: array<f32, {RWG}>;
 fn fmax(a: f32, b: f32) -> f32 {{ if (a > b || (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) {{ return a; }} return b; }}
@@ -702,25 +747,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let r = p[1]; let inner = p[2];
     let base = (o / inner) * r * inner + o % inner;
     var m = bitcast<f32>(0xff800000u);
-    for (var j = li; j < r; j = j + {RWG}u) {{ m = fmax(m, bitcast<f32>(in0[base + j * inner])); }}
+    for (var j = li; j < r; j = j + {RWG}u) {{ m = fmax(m, {ldj}); }}
     sh[li] = m;
     workgroupBarrier();
     for (var s = {half}u; s > 0u; s = s >> 1u) {{ if (li < s) {{ sh[li] = fmax(sh[li], sh[li + s]); }} workgroupBarrier(); }}
     let mx = sh[0];
     workgroupBarrier();
     var acc = 0.0;
-    for (var j = li; j < r; j = j + {RWG}u) {{ acc = acc + exp(bitcast<f32>(in0[base + j * inner]) - mx); }}
+    for (var j = li; j < r; j = j + {RWG}u) {{ acc = acc + exp({ldj} - mx); }}
     sh[li] = acc;
     workgroupBarrier();
     for (var s = {half}u; s > 0u; s = s >> 1u) {{ if (li < s) {{ sh[li] = sh[li] + sh[li + s]; }} workgroupBarrier(); }}
     let sum = sh[0];
     for (var j = li; j < r; j = j + {RWG}u) {{
-        let v = bitcast<f32>(in0[base + j * inner]);
-        out[base + j * inner] = bitcast<u32>({out_expr});
+        let v = {ldj};
+        out[base + j * inner] = {st};
     }}
 }}
 "#,
-        half = RWG / 2
+        half = RWG / 2,
+        en = enables(&[t]),
+        el = elem(t),
+        ldj = ld("base + j * inner"),
+        st = store(t, out_expr),
     );
     let out = storage::alloc(ctx, "softmax", x.dtype(), s.num_elements())?;
     if rows > 0 && r > 0 {

@@ -6,9 +6,17 @@
 //! `crate::placement`'s job). Like the CPU backend, `execute` is one `match` over `PrimOp`
 //! with no wildcard arm.
 //!
-//! What runs where: f32, i32, u8 and bool compute on the GPU; i64 is storage-only (moved,
-//! gathered with, cast to and from i32, produced by argmax); f64, f16 and bf16, and the
-//! sparse primitives (whose output shapes depend on the data), run on the CPU.
+//! What runs where (`Ctx::computes`, decided per device from the shader features it was
+//! opened with): f32, i32, u8 and bool compute on every GPU; f16 where the adapter has
+//! `SHADER_F16` (stored as f16, computed in f32 registers, rounded once per op as on the
+//! CPU); i64 where it has `SHADER_INT64` (without it i64 is storage-only: moved, gathered
+//! with, cast to and from i32, produced by argmax); f64 where it has `SHADER_F64` and
+//! `SHADER_INT64`, except the transcendentals (exp, log, tanh, sigmoid, gelu, sin, cos, pow
+//! and softmax of f64 run on the CPU: SPIR-V's GLSL.std.450 defines them for 16/32-bit
+//! floats only, and f32 precision would break f64's promise). bf16 and the sparse
+//! primitives (whose output shapes depend on the data) run on the CPU. An op that has no
+//! kernel here runs on the CPU under soft placement (one logged notice per op and dtypes),
+//! or is `Error::Unsupported` with soft placement off.
 
 pub(crate) mod codegen;
 pub(crate) mod context;
@@ -18,9 +26,8 @@ pub(crate) mod storage;
 
 use std::sync::Arc;
 
-use codegen::{Ew, compute_dtype};
+use codegen::Ew;
 use context::Ctx;
-use storage::words;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -37,28 +44,47 @@ fn need(op: &'static str, ok: bool, d: DType) -> Result<()> {
     if ok { Ok(()) } else { Err(storage::dtype_unsupported(op, d)) }
 }
 
-/// Whether `op` (inputs' dtypes, output `dtype`) has a GPU kernel: `Error::Unsupported`
-/// saying why not.
-pub(crate) fn check(op: &PrimOp, inputs: &[&Tensor], dtype: DType) -> Result<()> {
+/// The error for an f64 op whose GPU kernel would need a 64-bit transcendental.
+fn f64_transcendental(op: &'static str) -> Error {
+    unsupported(
+        op,
+        format!(
+            "{op} of f64 has no GPU kernel (SPIR-V's exp/log/sin/cos/tanh/pow are 16/32-bit only, and f32 precision \
+             would break f64's): it runs on the CPU under soft placement; or cast to f32 on the GPU first"
+        ),
+    )
+}
+
+/// Whether `op` (inputs' dtypes, output `dtype`) has a kernel on `ctx`'s device:
+/// `Error::Unsupported` saying why not.
+pub(crate) fn check(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor], dtype: DType) -> Result<()> {
     let name = op.name();
     let x = inputs.first().map_or(dtype, |t| t.dtype());
+    let computes = |d: DType| need(name, ctx.computes(d), d);
     match op {
-        PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Reduce { .. } | PrimOp::ArgReduce { .. } => {
-            need(name, compute_dtype(x), x)
+        PrimOp::Unary(u) => {
+            computes(x)?;
+            if x == DType::F64 && !codegen::f64_unary(*u) { Err(f64_transcendental(name)) } else { Ok(()) }
         }
-        PrimOp::Select => {
-            let y = inputs.get(1).map_or(x, |t| t.dtype());
-            need(name, compute_dtype(y), y)
+        PrimOp::Binary(b) => {
+            computes(x)?;
+            if x == DType::F64 && !codegen::f64_binary(*b) { Err(f64_transcendental(name)) } else { Ok(()) }
         }
+        PrimOp::Reduce { .. } | PrimOp::ArgReduce { .. } => computes(x),
+        PrimOp::Select => computes(inputs.get(1).map_or(x, |t| t.dtype())),
         PrimOp::Cast(to) => {
-            let ok = (compute_dtype(x) && compute_dtype(*to))
+            let ok = (ctx.computes(x) && ctx.computes(*to))
                 || matches!((x, *to), (DType::I64, DType::I32) | (DType::I32, DType::I64) | (DType::I64, DType::I64));
             if ok {
                 Ok(())
             } else {
                 Err(unsupported(
                     name,
-                    format!("cast from {x} to {to} has no GPU kernel (i64 casts only to and from i32)"),
+                    format!(
+                        "cast from {x} to {to} has no GPU kernel on this device ({}; {})",
+                        storage::DTYPES_NOTE,
+                        "storage-only i64 casts only to and from i32"
+                    ),
                 ))
             }
         }
@@ -66,11 +92,12 @@ pub(crate) fn check(op: &PrimOp, inputs: &[&Tensor], dtype: DType) -> Result<()>
         | PrimOp::Transpose(_)
         | PrimOp::BroadcastTo(_)
         | PrimOp::Concat(_)
-        | PrimOp::Slice { .. } => need(name, words(x).is_some(), x),
-        PrimOp::Gather(_) => need(name, words(x).is_some(), x),
-        PrimOp::OneHot { dtype, .. } => need(name, compute_dtype(*dtype), *dtype),
-        PrimOp::MatMul { .. } => need(name, matches!(x, DType::F32 | DType::I32 | DType::U8), x),
-        PrimOp::Softmax { .. } => need(name, x == DType::F32, x),
+        | PrimOp::Slice { .. }
+        | PrimOp::Gather(_) => need(name, ctx.stores(x), x),
+        PrimOp::OneHot { dtype, .. } => computes(*dtype),
+        PrimOp::MatMul { .. } => need(name, x != DType::Bool && ctx.computes(x), x),
+        PrimOp::Softmax { .. } if x == DType::F64 => Err(f64_transcendental(name)),
+        PrimOp::Softmax { .. } => need(name, matches!(x, DType::F32 | DType::F16) && ctx.computes(x), x),
         PrimOp::SparseValidate(_)
         | PrimOp::SparseToDense(_)
         | PrimOp::SparseMatMul(_)

@@ -1,9 +1,11 @@
 //! GPU storage: a tensor's elements in one wgpu storage buffer, and the two counted copies
 //! across the bus, `upload` (host -> GPU) and `download` (GPU -> host).
 //!
-//! Every element is stored in 32-bit words: f32 and i32 as their bits, u8 and bool widened
-//! to a u32 (bool as 0 or 1), i64 as two words (low, high). i64 is storage-only: it can be
-//! moved, gathered with, cast to i32 and produced by argmax/argmin, but not computed with.
+//! Layout: f32 and i32 as their bits, u8 and bool widened to a 32-bit word (bool as 0 or
+//! 1), f16 as packed 16-bit halves, f64 and i64 as 8 bytes (little-endian, as on the host).
+//! Buffers are padded to a multiple of 4 bytes. Which dtypes may live on a device is the
+//! context's call (`Ctx::stores`): f16 and f64 only where they compute; i64 everywhere
+//! (storage-only without `SHADER_INT64`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,21 +55,36 @@ impl std::ops::Deref for GpuStorage {
     }
 }
 
-/// 32-bit words per element on the GPU, or `None` when the dtype cannot live there.
-pub(crate) fn words(dtype: DType) -> Option<usize> {
+/// Bytes per element on the GPU, or `None` for a dtype no GPU holds (bf16).
+pub(crate) fn elem_bytes(dtype: DType) -> Option<usize> {
     match dtype {
-        DType::F32 | DType::I32 | DType::U8 | DType::Bool => Some(1),
-        DType::I64 => Some(2),
-        DType::F64 | DType::F16 | DType::BF16 => None,
+        DType::F32 | DType::I32 | DType::U8 | DType::Bool => Some(4),
+        DType::F16 => Some(2),
+        DType::F64 | DType::I64 => Some(8),
+        DType::BF16 => None,
     }
 }
 
-/// The error for a dtype the GPU cannot hold.
+/// How movement kernels (copies, gather) address a dtype: the WGSL array element type and
+/// how many of them make one tensor element (8-byte dtypes move as two u32 words, so they
+/// need no 64-bit shader feature; f16 moves as `f16`, which needs `enable f16;`).
+pub(crate) fn move_unit(dtype: DType) -> Option<(&'static str, usize)> {
+    match dtype {
+        DType::F16 => Some(("f16", 1)),
+        d => elem_bytes(d).map(|b| ("u32", b / 4)),
+    }
+}
+
+/// What compute on the GPU needs, for messages.
+pub(crate) const DTYPES_NOTE: &str = "f32, i32, u8 and bool compute on every GPU; f16 where the adapter has SHADER_F16, \
+     i64 where it has SHADER_INT64 (else i64 is storage-only), f64 where it has SHADER_F64 and SHADER_INT64; bf16 never";
+
+/// The error for a dtype the GPU cannot hold or compute in.
 pub(crate) fn dtype_unsupported(op: &'static str, dtype: DType) -> Error {
     Error::Unsupported {
         op,
         message: format!(
-            "dtype {dtype} is not supported on the GPU backend (f32, i32, u8 and bool compute there; i64 is storage-only): \
+            "dtype {dtype} is not supported by this GPU ({DTYPES_NOTE}): \
              run this op on the CPU (leave soft placement on, or use with_device(\"/CPU:0\", ..)), or cast to f32 first"
         ),
         location: None,
@@ -77,8 +94,9 @@ pub(crate) fn dtype_unsupported(op: &'static str, dtype: DType) -> Error {
 /// A new, uninitialised device buffer for `n` elements of `dtype`; errors past the
 /// adapter's storage-binding limit (one binding must hold a whole tensor).
 pub(crate) fn alloc(ctx: &Arc<Ctx>, op: &'static str, dtype: DType, n: usize) -> Result<GpuStorage> {
-    let w = words(dtype).ok_or_else(|| dtype_unsupported(op, dtype))?;
-    let bytes = (n * w * 4).max(4) as u64;
+    let b = elem_bytes(dtype).filter(|_| ctx.stores(dtype)).ok_or_else(|| dtype_unsupported(op, dtype))?;
+    // At least 8 bytes: an empty f64/i64 tensor still binds one whole element.
+    let bytes = (n * b).next_multiple_of(4).max(8) as u64;
     let limit = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
     if bytes > limit {
         return Err(Error::Unsupported {
@@ -106,7 +124,8 @@ pub(crate) fn tensor(s: GpuStorage, shape: Shape, dtype: DType) -> Tensor {
     Tensor(Arc::new(Inner { shape, dtype, weak: false, data: Data::Gpu(s) }))
 }
 
-/// The host elements as 32-bit words, in the GPU layout.
+/// The host elements as 32-bit words, in the GPU layout (f16 halves packed two a word,
+/// the last one padded with zeros).
 fn host_words(b: &Buffer) -> Option<Vec<u32>> {
     Some(match b {
         Buffer::F32(v) => v.iter().map(|x| x.to_bits()).collect(),
@@ -114,7 +133,11 @@ fn host_words(b: &Buffer) -> Option<Vec<u32>> {
         Buffer::U8(v) => v.iter().map(|x| *x as u32).collect(),
         Buffer::Bool(v) => v.iter().map(|x| *x as u32).collect(),
         Buffer::I64(v) => v.iter().flat_map(|x| [*x as u32, (*x >> 32) as u32]).collect(),
-        Buffer::F64(_) | Buffer::F16(_) | Buffer::BF16(_) => return None,
+        Buffer::F64(v) => v.iter().flat_map(|x| [x.to_bits() as u32, (x.to_bits() >> 32) as u32]).collect(),
+        Buffer::F16(v) => {
+            v.chunks(2).map(|p| p[0].to_bits() as u32 | (p.get(1).map_or(0, |h| h.to_bits()) as u32) << 16).collect()
+        }
+        Buffer::BF16(_) => return None,
     })
 }
 
@@ -123,8 +146,8 @@ pub(crate) fn upload(ctx: &Arc<Ctx>, t: &Tensor) -> Result<Tensor> {
     let op = "to_device";
     let b = t.host_buffer().ok_or_else(|| t.symbolic_error(op))?;
     let started = Instant::now();
-    let w = host_words(b).ok_or_else(|| dtype_unsupported(op, t.dtype()))?;
     let s = alloc(ctx, op, t.dtype(), t.num_elements())?;
+    let w = host_words(b).ok_or_else(|| dtype_unsupported(op, t.dtype()))?;
     if !w.is_empty() {
         ctx.scoped(op, || ctx.queue.write_buffer(&s.buffer, 0, bytemuck::cast_slice(&w)))?;
     }
@@ -138,8 +161,8 @@ pub(crate) fn download(s: &GpuStorage, shape: &Shape, dtype: DType) -> Result<Te
     let op = "to_ndarray";
     let ctx = &s.ctx;
     let started = Instant::now();
-    let w = words(dtype).ok_or_else(|| dtype_unsupported(op, dtype))?;
-    let bytes = (s.len * w * 4) as u64;
+    let b = elem_bytes(dtype).ok_or_else(|| dtype_unsupported(op, dtype))?;
+    let bytes = (s.len * b).next_multiple_of(4) as u64;
     let mut words_out: Vec<u32> = Vec::new();
     if bytes > 0 {
         let staging = ctx.scoped(op, || {
@@ -183,7 +206,17 @@ pub(crate) fn download(s: &GpuStorage, shape: &Shape, dtype: DType) -> Result<Te
         DType::I64 => {
             Buffer::I64(words_out.chunks_exact(2).map(|p| (p[0] as u64 | (p[1] as u64) << 32) as i64).collect())
         }
-        DType::F64 | DType::F16 | DType::BF16 => return Err(dtype_unsupported(op, dtype)),
+        DType::F64 => {
+            Buffer::F64(words_out.chunks_exact(2).map(|p| f64::from_bits(p[0] as u64 | (p[1] as u64) << 32)).collect())
+        }
+        DType::F16 => Buffer::F16(
+            words_out
+                .iter()
+                .flat_map(|w| [half::f16::from_bits(*w as u16), half::f16::from_bits((*w >> 16) as u16)])
+                .take(s.len)
+                .collect(),
+        ),
+        DType::BF16 => return Err(dtype_unsupported(op, dtype)),
     };
     record_transfer(Direction::DeviceToHost, bytes, started, ctx.device_id());
     Ok(Tensor::from_buffer(buf, shape.clone()))
