@@ -227,7 +227,9 @@ fn a_traced_function_on_the_gpu_is_one_submission_per_call() {
     let subs = ff::gpu::thread_submissions() - before.1;
     let d = ff::profiler::thread_transfers() - before.0;
     assert_eq!(y.device(), GPU);
-    assert_eq!(subs, 2, "one submission per call");
+    // At most one per call: the pending encoder is the context's, so a GPU test on another
+    // thread may submit this thread's kernels along with its own.
+    assert!(subs <= 2, "one submission per call, got {subs}");
     assert_eq!(d.total_count(), 0, "nothing crosses the bus until asked: {d}");
     close(&y.to_ndarray::<f32>().unwrap(), &want, 1e-6);
     close(&y2.to_ndarray::<f32>().unwrap(), &want, 1e-6);

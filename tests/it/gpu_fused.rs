@@ -52,7 +52,9 @@ fn one_kernel(what: &str, op: &str, body: Body, args: [Tensor; 3], tol: f32) {
     let moved = ff::profiler::thread_transfers() - before.2;
     assert_eq!(y.device(), GPU, "{what}");
     assert_eq!(dispatches, 1, "{what}: the fused node is one kernel dispatch\n{text}");
-    assert_eq!(submissions, 1, "{what}: one call is one submission");
+    // At most: the pending encoder is the context's, so a GPU test on another thread may
+    // submit this call's kernels with its own (then this thread counts none).
+    assert!(submissions <= 1, "{what}: one call is one submission, got {submissions}");
     assert_eq!(moved.total_count(), 0, "{what}: nothing crosses the bus: {moved}");
     let got = y.to_ndarray::<f32>().unwrap();
     assert_eq!(got.shape(), want.shape(), "{what}");
@@ -188,7 +190,7 @@ fn a_traced_model_step_dispatches_one_kernel_per_plan_step() {
     let before = (ff::gpu::thread_dispatches(), ff::gpu::thread_submissions());
     let (y, _) = f.call((&g[0], &g[1], &g[2], &g[3])).unwrap();
     assert_eq!(ff::gpu::thread_dispatches() - before.0, 2, "two fused nodes, two kernels");
-    assert_eq!(ff::gpu::thread_submissions() - before.1, 1);
+    assert!(ff::gpu::thread_submissions() - before.1 <= 1, "one call, one submission (or none: another thread's)");
     let got = y.to_ndarray::<f32>().unwrap();
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() <= 2e-5 * (1.0 + b.abs()), "{a} vs {b}");

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::codegen::{self, Ew, LoadKind, load, store};
 use super::context::Ctx;
-use super::kernels::{self, bcast_strides, buf, scalar_words, strides};
+use super::kernels::{self, bcast_strides, buf, scalar_words};
 use super::storage;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -266,60 +266,15 @@ fn matmul_source(f: &Fusion, loads: &Loads) -> String {
     for l in epi_loads.lines().map(str::trim).chain(lines.iter().map(String::as_str)) {
         let _ = write!(epi, "\n                {l}");
     }
-    let _ = write!(
-        s,
-        r#"var<workgroup> ta: array<array<T, 17>, 64>;
-var<workgroup> tb: array<array<T, 65>, 16>;
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
-    let m = p[0]; let n = p[1]; let k = p[2];
-    let a_rs = p[3]; let a_cs = p[4]; let b_rs = p[5]; let b_cs = p[6];
-    let nbd = p[7];
-    let e = 8u + 3u * nbd;
-    // Batch offsets from the batch index (wg.z) over the broadcast batch dims.
-    var ao = 0u; var bo = 0u;{decl}
-    {{ var rem = wg.z; for (var d = i32(nbd) - 1; d >= 0; d = d - 1) {{ let dim = p[8u + u32(d)]; let c = rem % dim; rem = rem / dim; ao = ao + c * p[8u + nbd + u32(d)]; bo = bo + c * p[8u + 2u * nbd + u32(d)];{batch} }} }}
-    let oo = wg.z * m * n;
-    let row0 = wg.y * 64u; let col0 = wg.x * 64u;
-    var acc: array<array<T, 4>, 4>;
-    for (var q = 0u; q < 4u; q = q + 1u) {{ for (var w = 0u; w < 4u; w = w + 1u) {{ acc[q][w] = T(0); }} }}
-    for (var k0 = 0u; k0 < k; k0 = k0 + 16u) {{
-        for (var x = li; x < 1024u; x = x + 256u) {{
-            let ar = x / 16u; let ac = x % 16u;
-            let gr = row0 + ar; let gc = k0 + ac;
-            var va = T(0);
-            if (gr < m && gc < k) {{ va = {la}; }}
-            ta[ar][ac] = va;
-            let br = x / 64u; let bc = x % 64u;
-            let hr = k0 + br; let hc = col0 + bc;
-            var vb = T(0);
-            if (hr < k && hc < n) {{ vb = {lb}; }}
-            tb[br][bc] = vb;
-        }}
-        workgroupBarrier();
-        for (var kk = 0u; kk < 16u; kk = kk + 1u) {{
-            var av: array<T, 4>;
-            var bv: array<T, 4>;
-            for (var q = 0u; q < 4u; q = q + 1u) {{ av[q] = ta[lid.y * 4u + q][kk]; bv[q] = tb[kk][lid.x * 4u + q]; }}
-            for (var q = 0u; q < 4u; q = q + 1u) {{ for (var w = 0u; w < 4u; w = w + 1u) {{ acc[q][w] = acc[q][w] + av[q] * bv[w]; }} }}
-        }}
-        workgroupBarrier();
-    }}
-    for (var q = 0u; q < 4u; q = q + 1u) {{
-        for (var w = 0u; w < 4u; w = w + 1u) {{
-            let r = row0 + lid.y * 4u + q; let c = col0 + lid.x * 4u + w;
-            if (r < m && c < n) {{
-                let r0 = acc[q][w];{epi}
-                out[oo + r * n + c] = {st};
-            }}
-        }}
-    }}
-}}
-"#,
-        la = load(t, "in0[ao + gr * a_rs + gc * a_cs]"),
-        lb = load(t, "in1[bo + hr * b_rs + hc * b_cs]"),
-        st = store(t, &result),
-    );
+    let decl = format!(" let e = 8u + 3u * nbd;{decl}");
+    let tail = format!("let r0 = acc[q][w];{epi}\n                out[oo + r * n + c] = {};", store(t, &result));
+    s.push_str(&kernels::tiled_matmul_main(
+        &load(t, "in0[ao + gr * a_rs + gc * a_cs]"),
+        &load(t, "in1[bo + hr * b_rs + hc * b_cs]"),
+        1,
+        (&decl, &batch),
+        &tail,
+    ));
     s
 }
 
@@ -350,37 +305,13 @@ pub(crate) fn matmul(
     if shape.num_elements() == 0 {
         return Ok(storage::tensor(out, shape.clone(), f.dtype));
     }
-    let (sa, sb) = (a.shape().dims(), b.shape().dims());
-    let (ra, rb) = (sa.len(), sb.len());
-    let (m, k) = if ta { (sa[ra - 1], sa[ra - 2]) } else { (sa[ra - 2], sa[ra - 1]) };
-    let n = if tb { sb[rb - 2] } else { sb[rb - 1] };
-    let (a_rs, a_cs) = if ta { (1, sa[ra - 1]) } else { (sa[ra - 1], 1) };
-    let (b_rs, b_cs) = if tb { (1, sb[rb - 1]) } else { (sb[rb - 1], 1) };
-    let batch = &shape.dims()[..shape.rank() - 2];
-    let nb: usize = batch.iter().product();
-    // Per-batch-dim strides of each operand, broadcast (0) where its batch dim is 1.
-    let bs = |dims: &[usize], r: usize| -> Vec<u32> {
-        let mat = dims[r - 2] * dims[r - 1];
-        let bd = &dims[..r - 2];
-        let st = strides(bd);
-        let mut out = vec![0u32; batch.len()];
-        for (i, d) in bd.iter().enumerate() {
-            let o = i + batch.len() - bd.len();
-            out[o] = if *d == 1 && batch[o] != 1 { 0 } else { (st[i] * mat) as u32 };
-        }
-        out
-    };
     let loads = Loads::new(name, rest, shape)?;
-    let mut params: Vec<u32> = [m, n, k, a_rs, a_cs, b_rs, b_cs, batch.len()].iter().map(|v| *v as u32).collect();
-    params.extend(batch.iter().map(|d| *d as u32));
-    params.extend(bs(sa, ra));
-    params.extend(bs(sb, rb));
+    let (mut params, grid) = kernels::matmul_params(a, b, ta, tb, shape);
     params.extend(&loads.strides);
     params.extend(&loads.words);
     let mut bufs = vec![buf(name, a)?, buf(name, b)?];
     bufs.extend(&loads.bufs);
     let kern = ctx.kernel(name, &matmul_source(f, &loads), bufs.len())?;
-    let (gx, gy) = ((n as u32).div_ceil(64), (m as u32).div_ceil(64));
-    ctx.dispatch_3d(name, &kern, &bufs, &out.buffer, &params, (gx, gy, nb as u32))?;
+    ctx.dispatch_3d(name, &kern, &bufs, &out.buffer, &params, grid)?;
     Ok(storage::tensor(out, shape.clone(), f.dtype))
 }

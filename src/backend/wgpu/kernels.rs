@@ -607,12 +607,73 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     Ok(storage::tensor(out, shape.clone(), DType::I64))
 }
 
+/// The entry point of the tiled matmul, shared with the fused matmul (`fused.rs`): 64x64
+/// outputs per workgroup of 16x16 threads, each a 4x4 register block, K in steps of 16
+/// through workgroup memory tiles padded by `pad` columns. Parameters as `matmul` writes
+/// them. `la`/`lb` load an operand element (`in0`/`in1` at `ao`/`bo`, row `gr`/`hr`,
+/// column `gc`/`hc`); `extra` adds declarations and per-batch-dim updates (index `d`, its
+/// coordinate `c`) for an epilogue's inputs; `store` writes `acc[q][w]`, the output at
+/// row `r` and column `c` (offset `oo + r * n + c`).
+pub(super) fn tiled_matmul_main(la: &str, lb: &str, pad: usize, extra: (&str, &str), store: &str) -> String {
+    let (decl, batch) = extra;
+    format!(
+        r#"var<workgroup> ta: array<array<T, {ta_w}>, 64>;
+var<workgroup> tb: array<array<T, {tb_w}>, 16>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
+    let m = p[0]; let n = p[1]; let k = p[2];
+    let a_rs = p[3]; let a_cs = p[4]; let b_rs = p[5]; let b_cs = p[6];
+    let nbd = p[7];
+    // Batch offsets from the batch index (wg.z) over the broadcast batch dims.
+    var ao = 0u; var bo = 0u;{decl}
+    {{ var rem = wg.z; for (var d = i32(nbd) - 1; d >= 0; d = d - 1) {{ let dim = p[8u + u32(d)]; let c = rem % dim; rem = rem / dim; ao = ao + c * p[8u + nbd + u32(d)]; bo = bo + c * p[8u + 2u * nbd + u32(d)];{batch} }} }}
+    let oo = wg.z * m * n;
+    let row0 = wg.y * 64u; let col0 = wg.x * 64u;
+    var acc: array<array<T, 4>, 4>;
+    for (var q = 0u; q < 4u; q = q + 1u) {{ for (var w = 0u; w < 4u; w = w + 1u) {{ acc[q][w] = T(0); }} }}
+    for (var k0 = 0u; k0 < k; k0 = k0 + 16u) {{
+        for (var x = li; x < 1024u; x = x + 256u) {{
+            let ar = x / 16u; let ac = x % 16u;
+            let gr = row0 + ar; let gc = k0 + ac;
+            var va = T(0);
+            if (gr < m && gc < k) {{ va = {la}; }}
+            ta[ar][ac] = va;
+            let br = x / 64u; let bc = x % 64u;
+            let hr = k0 + br; let hc = col0 + bc;
+            var vb = T(0);
+            if (hr < k && hc < n) {{ vb = {lb}; }}
+            tb[br][bc] = vb;
+        }}
+        workgroupBarrier();
+        for (var kk = 0u; kk < 16u; kk = kk + 1u) {{
+            var av: array<T, 4>;
+            var bv: array<T, 4>;
+            for (var q = 0u; q < 4u; q = q + 1u) {{ av[q] = ta[lid.y * 4u + q][kk]; bv[q] = tb[kk][lid.x * 4u + q]; }}
+            for (var q = 0u; q < 4u; q = q + 1u) {{ for (var w = 0u; w < 4u; w = w + 1u) {{ acc[q][w] = acc[q][w] + av[q] * bv[w]; }} }}
+        }}
+        workgroupBarrier();
+    }}
+    for (var q = 0u; q < 4u; q = q + 1u) {{
+        for (var w = 0u; w < 4u; w = w + 1u) {{
+            let r = row0 + lid.y * 4u + q; let c = col0 + lid.x * 4u + w;
+            if (r < m && c < n) {{ {store} }}
+        }}
+    }}
+}}
+"#,
+        ta_w = 16 + pad,
+        tb_w = 64 + pad,
+    )
+}
+
 /// Tile of the matmul kernel: 64x64 outputs per workgroup of 16x16 threads, each thread a
 /// 4x4 register block; K in steps of 16 through workgroup memory.
 const MM_TILE: u32 = 64;
 
-pub(crate) fn matmul(ctx: &Arc<Ctx>, a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: &Shape) -> Result<Tensor> {
-    let t = a.dtype();
+/// The parameters of the tiled matmul (`m, n, k`, operand row and column strides, `nbd`,
+/// the batch dims and both operands' batch strides, 0 where broadcast) and its workgroup
+/// grid (column tiles, row tiles, batch).
+pub(super) fn matmul_params(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: &Shape) -> (Vec<u32>, (u32, u32, u32)) {
     let (sa, sb) = (a.shape().dims(), b.shape().dims());
     let (ra, rb) = (sa.len(), sb.len());
     let (m, k) = if ta { (sa[ra - 1], sa[ra - 2]) } else { (sa[ra - 2], sa[ra - 1]) };
@@ -633,6 +694,15 @@ pub(crate) fn matmul(ctx: &Arc<Ctx>, a: &Tensor, b: &Tensor, ta: bool, tb: bool,
         }
         out
     };
+    let mut params: Vec<u32> = u32s(&[m, n, k, a_rs, a_cs, b_rs, b_cs, batch.len()]).collect();
+    params.extend(u32s(batch));
+    params.extend(bs(sa, ra));
+    params.extend(bs(sb, rb));
+    (params, ((n as u32).div_ceil(MM_TILE), (m as u32).div_ceil(MM_TILE), nb as u32))
+}
+
+pub(crate) fn matmul(ctx: &Arc<Ctx>, a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: &Shape) -> Result<Tensor> {
+    let t = a.dtype();
     let out = storage::alloc(ctx, "matmul", t, shape.num_elements())?;
     if shape.num_elements() == 0 {
         return Ok(storage::tensor(out, shape.clone(), t));
@@ -650,72 +720,20 @@ pub(crate) fn matmul(ctx: &Arc<Ctx>, a: &Tensor, b: &Tensor, ta: bool, tb: bool,
 @group(0) @binding(1) var<storage, read> in1: array<{el}>;
 @group(0) @binding(2) var<storage, read_write> out: array<{el}>;
 @group(0) @binding(3) var<storage, read> p: array<u32>;
-var<workgroup> ta: array<array<T, {ta_w}>, 64>;
-var<workgroup> tb: array<array<T, {tb_w}>, 16>;
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
-    let m = p[0]; let n = p[1]; let k = p[2];
-    let a_rs = p[3]; let a_cs = p[4]; let b_rs = p[5]; let b_cs = p[6];
-    let nbd = p[7];
-    // Batch offsets from the batch index (wg.z) over the broadcast batch dims.
-    var ao = 0u; var bo = 0u;
-    {{ var rem = wg.z; for (var d = i32(nbd) - 1; d >= 0; d = d - 1) {{ let dim = p[8u + u32(d)]; let c = rem % dim; rem = rem / dim; ao = ao + c * p[8u + nbd + u32(d)]; bo = bo + c * p[8u + 2u * nbd + u32(d)]; }} }}
-    let oo = wg.z * m * n;
-    let row0 = wg.y * 64u; let col0 = wg.x * 64u;
-    var acc: array<array<T, 4>, 4>;
-    for (var q = 0u; q < 4u; q = q + 1u) {{ for (var w = 0u; w < 4u; w = w + 1u) {{ acc[q][w] = T(0); }} }}
-    for (var k0 = 0u; k0 < k; k0 = k0 + 16u) {{
-        for (var e = li; e < 1024u; e = e + 256u) {{
-            let ar = e / 16u; let ac = e % 16u;
-            let gr = row0 + ar; let gc = k0 + ac;
-            var va = T(0);
-            if (gr < m && gc < k) {{ va = {la}; }}
-            ta[ar][ac] = va;
-            let br = e / 64u; let bc = e % 64u;
-            let hr = k0 + br; let hc = col0 + bc;
-            var vb = T(0);
-            if (hr < k && hc < n) {{ vb = {lb}; }}
-            tb[br][bc] = vb;
-        }}
-        workgroupBarrier();
-        for (var kk = 0u; kk < 16u; kk = kk + 1u) {{
-            var av: array<T, 4>;
-            var bv: array<T, 4>;
-            for (var q = 0u; q < 4u; q = q + 1u) {{ av[q] = ta[lid.y * 4u + q][kk]; bv[q] = tb[kk][lid.x * 4u + q]; }}
-            for (var q = 0u; q < 4u; q = q + 1u) {{ for (var w = 0u; w < 4u; w = w + 1u) {{ acc[q][w] = acc[q][w] + av[q] * bv[w]; }} }}
-        }}
-        workgroupBarrier();
-    }}
-    for (var q = 0u; q < 4u; q = q + 1u) {{
-        for (var w = 0u; w < 4u; w = w + 1u) {{
-            let r = row0 + lid.y * 4u + q; let c = col0 + lid.x * 4u + w;
-            if (r < m && c < n) {{ out[oo + r * n + c] = {st}; }}
-        }}
-    }}
-}}
 "#,
-        la = load(t, "in0[ao + gr * a_rs + gc * a_cs]"),
-        lb = load(t, "in1[bo + hr * b_rs + hc * b_cs]"),
-        st = store(t, fin),
         el = elem(t),
-        ta_w = 16 + pad,
-        tb_w = 64 + pad,
     );
-    let mut params = vec![m as u32, n as u32, k as u32, a_rs as u32, a_cs as u32, b_rs as u32, b_cs as u32];
-    params.push(batch.len() as u32);
-    params.extend(u32s(batch));
-    params.extend(bs(sa, ra));
-    params.extend(bs(sb, rb));
+    let store_out = format!("out[oo + r * n + c] = {};", store(t, fin));
+    src.push_str(&tiled_matmul_main(
+        &load(t, "in0[ao + gr * a_rs + gc * a_cs]"),
+        &load(t, "in1[bo + hr * b_rs + hc * b_cs]"),
+        pad,
+        ("", ""),
+        &store_out,
+    ));
+    let (params, grid) = matmul_params(a, b, ta, tb, shape);
     let kern = ctx.kernel("matmul", &src, 2)?;
-    let (gx, gy) = ((n as u32).div_ceil(MM_TILE), (m as u32).div_ceil(MM_TILE));
-    ctx.dispatch_3d(
-        "matmul",
-        &kern,
-        &[buf("matmul", a)?, buf("matmul", b)?],
-        &out.buffer,
-        &params,
-        (gx, gy, nb as u32),
-    )?;
+    ctx.dispatch_3d("matmul", &kern, &[buf("matmul", a)?, buf("matmul", b)?], &out.buffer, &params, grid)?;
     Ok(storage::tensor(out, shape.clone(), t))
 }
 
