@@ -167,18 +167,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var j = li; j < r; j = j + {RWG}u) {{
         acc = comb(acc, elem(o * r + j));
     }}
-    sh[li] = acc;
-    workgroupBarrier();
-    for (var s = {half}u; s > 0u; s = s >> 1u) {{
-        if (li < s) {{ sh[li] = comb(sh[li], sh[li + s]); }}
-        workgroupBarrier();
-    }}
-    if (li == 0u) {{ let acc = sh[0]; out[o] = {st}; }}
-}}
 "#,
-        half = RWG / 2,
-        st = store(f.dtype, finish),
     );
+    s.push_str(&kernels::reduce_tree_tail(&store(f.dtype, finish)));
     s
 }
 

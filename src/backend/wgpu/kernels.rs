@@ -464,6 +464,24 @@ fn offset_code(var: &str, off: &str, rank_at: &str, dims_at: &str) -> String {
     )
 }
 
+/// The end of a reduction kernel, shared with the fused reduce (`fused.rs`): each of the
+/// `RWG` threads puts its partial `acc` in workgroup memory `sh`, a tree combines them with
+/// `comb`, and thread 0 stores `store` (an expression of the total `acc`) at `out[o]`.
+pub(super) fn reduce_tree_tail(store: &str) -> String {
+    format!(
+        r#"    sh[li] = acc;
+    workgroupBarrier();
+    for (var s = {half}u; s > 0u; s = s >> 1u) {{
+        if (li < s) {{ sh[li] = comb(sh[li], sh[li + s]); }}
+        workgroupBarrier();
+    }}
+    if (li == 0u) {{ let acc = sh[0]; out[o] = {store}; }}
+}}
+"#,
+        half = RWG / 2,
+    )
+}
+
 pub(crate) fn reduce(ctx: &Arc<Ctx>, x: &Tensor, op: ReduceOp, axes: &[usize], shape: &Shape) -> Result<Tensor> {
     let t = x.dtype();
     let n_out = shape.num_elements();
@@ -510,22 +528,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         {roff}
         acc = comb(acc, {ld});
     }}
-    sh[li] = acc;
-    workgroupBarrier();
-    for (var s = {half}u; s > 0u; s = s >> 1u) {{
-        if (li < s) {{ sh[li] = comb(sh[li], sh[li + s]); }}
-        workgroupBarrier();
-    }}
-    if (li == 0u) {{ let acc = sh[0]; out[o] = {st}; }}
-}}
 "#,
         base = offset_code("o", "base", "kr", "3u"),
         roff = offset_code("j", "off", "p[3u + 2u * kr]", "4u + 2u * kr"),
         ld = load(t, "in0[base + off]"),
-        half = RWG / 2,
-        st = store(t, finish),
         el = elem(t),
     );
+    s.push_str(&reduce_tree_tail(&store(t, finish)));
     let mut params = vec![n_out as u32, r as u32, kd.len() as u32];
     params.extend(&kd);
     params.extend(&ks);
