@@ -138,9 +138,9 @@ binary_table!(gen_binary);
 /// `x[i] = f(x[i])`, in parallel when large.
 fn map_inplace<T: Copy + Send>(x: &mut [T], f: impl Fn(T) -> T + Sync) {
     if x.len() >= PAR_MIN {
-        x.par_chunks_mut(super::par::chunk_len(x.len())).for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+        x.par_chunks_mut(super::par::chunk_len(x.len())).for_each(|c| super::simd::map_self(c, &f));
     } else {
-        x.iter_mut().for_each(|v| *v = f(*v));
+        super::simd::map_self(x, &f);
     }
 }
 
@@ -150,9 +150,9 @@ fn zip_inplace<T: Copy + Send + Sync>(x: &mut [T], y: &[T], x_is_rhs: bool, f: i
     let run = |xc: &mut [T], yc: &[T]| {
         if yc.len() == 1 {
             let w = yc[0];
-            xc.iter_mut().for_each(|v| *v = g(*v, w));
+            super::simd::map_self(xc, &|v| g(v, w));
         } else {
-            xc.iter_mut().zip(yc).for_each(|(v, &w)| *v = g(*v, w));
+            super::simd::zip_self(xc, yc, &g);
         }
     };
     if x.len() >= PAR_MIN && y.len() == x.len() {

@@ -83,8 +83,15 @@ impl<'a, T: Copy> Load<'a, T> {
                 }
             }
             Load::Strided { data, strides, dims } => {
-                // The multi-index of `start`, then an odometer.
+                // The multi-index of `start`, then an odometer that moves a whole run of the
+                // innermost dim at a time (a fill when it is broadcast, a copy when it is
+                // contiguous): a [rows, 1] column over [rows, cols] costs a fill per row,
+                // not a carry test per element.
                 let rank = dims.len();
+                if rank == 0 {
+                    dst.fill(data[0]);
+                    return;
+                }
                 let mut idx: SmallVec<[usize; 6]> = SmallVec::from_elem(0, rank);
                 let mut rem = start;
                 for d in (0..rank).rev() {
@@ -92,16 +99,32 @@ impl<'a, T: Copy> Load<'a, T> {
                     rem /= dims[d].max(1);
                 }
                 let mut off: usize = idx.iter().zip(strides).map(|(i, s)| i * s).sum();
-                for v in dst.iter_mut() {
-                    *v = data[off];
-                    for d in (0..rank).rev() {
-                        idx[d] += 1;
-                        off += strides[d];
-                        if idx[d] < dims[d] {
-                            break;
+                let (last, inner) = (rank - 1, dims[rank - 1]);
+                let s = strides[last];
+                let mut k = 0;
+                while k < dst.len() {
+                    let run = (inner - idx[last]).min(dst.len() - k);
+                    let out = &mut dst[k..k + run];
+                    match s {
+                        0 => out.fill(data[off]),
+                        1 => out.copy_from_slice(&data[off..off + run]),
+                        _ => {
+                            for (j, v) in out.iter_mut().enumerate() {
+                                *v = data[off + j * s];
+                            }
                         }
+                    }
+                    k += run;
+                    idx[last] += run;
+                    off += s * run;
+                    // Carry into the outer dims.
+                    let mut d = last;
+                    while idx[d] == dims[d] && d > 0 {
                         off -= strides[d] * idx[d];
                         idx[d] = 0;
+                        d -= 1;
+                        idx[d] += 1;
+                        off += strides[d];
                     }
                 }
             }
@@ -120,9 +143,7 @@ trait Kernels: FloatK {
 macro_rules! unary_arm {
     (Bool, $k:ident::$f:ident, $x:expr, $o:expr) => {{}};
     ($acc:ident, $k:ident::$f:ident, $x:expr, $o:expr) => {
-        for (o, &v) in $o.iter_mut().zip($x) {
-            *o = <T as $k>::$f(v);
-        }
+        super::simd::map_into($x, $o, &|v: T| <T as $k>::$f(v))
     };
 }
 
@@ -131,9 +152,7 @@ macro_rules! binary_arm {
     (Bool, $acc:ident, $k:ident::$f:ident, $a:expr, $b:expr, $o:expr) => {{}};
     (Same, Bool, $k:ident::$f:ident, $a:expr, $b:expr, $o:expr) => {{}};
     (Same, $acc:ident, $k:ident::$f:ident, $a:expr, $b:expr, $o:expr) => {
-        for ((o, &p), &q) in $o.iter_mut().zip($a).zip($b) {
-            *o = <T as $k>::$f(p, q);
-        }
+        super::simd::zip_into($a, $b, $o, &|p: T, q: T| <T as $k>::$f(p, q))
     };
 }
 
@@ -331,33 +350,47 @@ const LANES: usize = 16;
 
 /// Folds the program's values over each row of `row` elements into `out` (one per row).
 fn reduce_rows<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], op: ReduceOp, row: usize, out: &mut [T]) {
+    // One copy per combiner, so that it inlines into the folds (a `fn` pointer cost a call
+    // per element and per lane of the tree).
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => reduce_rows_with(f, loads, op, row, out, T::zero(), NumK::add),
+        ReduceOp::Prod => reduce_rows_with(f, loads, op, row, out, T::one(), NumK::mul),
+        ReduceOp::Max => reduce_rows_with(f, loads, op, row, out, T::lowest(), NumK::maximum),
+        ReduceOp::Min => reduce_rows_with(f, loads, op, row, out, T::highest(), NumK::minimum),
+    }
+}
+
+fn reduce_rows_with<T: Kernels>(
+    f: &Fusion,
+    loads: &[Load<'_, T>],
+    op: ReduceOp,
+    row: usize,
+    out: &mut [T],
+    id: T,
+    comb: impl Fn(T, T) -> T + Copy + Sync,
+) {
     let n_regs = f.n_loads + f.program.len();
-    let (id, comb): (T, fn(T, T) -> T) = match op {
-        ReduceOp::Sum | ReduceOp::Mean => (T::zero(), NumK::add),
-        ReduceOp::Prod => (T::one(), NumK::mul),
-        ReduceOp::Max => (T::lowest(), NumK::maximum),
-        ReduceOp::Min => (T::highest(), NumK::minimum),
-    };
-    let w = CHUNK.min(row).max(1);
-    // Folds elements `start..start + len` into 16 lanes plus a tail value.
-    let fold_range = |start: usize, len: usize, regs: &mut [T], vals: &mut [T]| -> T {
-        let mut acc = [id; LANES];
-        let mut tail = id;
-        let mut done = 0;
-        while done < len {
-            let l = w.min(len - done);
-            eval_chunk(f, loads, start + done, &mut vals[..l], regs, w, false);
-            let mut cs = vals[..l].chunks_exact(LANES);
-            for c in &mut cs {
-                for i in 0..LANES {
-                    acc[i] = comb(acc[i], c[i]);
-                }
+    // Rows shorter than a chunk are evaluated a block of whole rows at a time (one pass of
+    // the program over `per` rows, then a fold of each), not one short pass per row: the
+    // [128, 10] rows of a loss took ~40 ns each in per-row passes. Each row's fold is the
+    // same either way, so the bits do not depend on the blocking.
+    let per = if row == 0 || row >= CHUNK { 1 } else { CHUNK / row };
+    let total = row * out.len();
+    let w = if per > 1 { (per * row).min(total) } else { CHUNK.min(row).max(1) };
+    // Folds `vals` into 16 lanes plus a tail value.
+    let fold_vals = |vals: &[T], acc: &mut [T; LANES], tail: &mut T| {
+        let mut cs = vals.chunks_exact(LANES);
+        for c in &mut cs {
+            for i in 0..LANES {
+                acc[i] = comb(acc[i], c[i]);
             }
-            for &v in cs.remainder() {
-                tail = comb(tail, v);
-            }
-            done += l;
         }
+        for &v in cs.remainder() {
+            *tail = comb(*tail, v);
+        }
+    };
+    // The lanes' tree, then the tail.
+    let lanes_total = |mut acc: [T; LANES], tail: T| -> T {
         let mut w = LANES;
         while w > 1 {
             w /= 2;
@@ -367,9 +400,39 @@ fn reduce_rows<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], op: ReduceOp, row:
         }
         comb(acc[0], tail)
     };
+    // Folds elements `start..start + len` (chunk by chunk).
+    let fold_range = |start: usize, len: usize, regs: &mut [T], vals: &mut [T]| -> T {
+        let mut acc = [id; LANES];
+        let mut tail = id;
+        let mut done = 0;
+        while done < len {
+            let l = w.min(len - done);
+            eval_chunk(f, loads, start + done, &mut vals[..l], regs, w, false);
+            fold_vals(&vals[..l], &mut acc, &mut tail);
+            done += l;
+        }
+        lanes_total(acc, tail)
+    };
     let finish = |v: T| if op == ReduceOp::Mean { v.div_count(row) } else { v };
     let scratch = || (vec![T::default(); n_regs * w], vec![T::default(); w]);
-    let total = row * out.len();
+    // Rows `first..first + o.len()` into `o`.
+    let rows_into = |first: usize, o: &mut [T], regs: &mut [T], vals: &mut [T]| {
+        if per == 1 {
+            for (j, y) in o.iter_mut().enumerate() {
+                *y = finish(fold_range((first + j) * row, row, regs, vals));
+            }
+            return;
+        }
+        for (b, ob) in o.chunks_mut(per).enumerate() {
+            let l = ob.len() * row;
+            eval_chunk(f, loads, (first + b * per) * row, &mut vals[..l], regs, w, false);
+            for (y, r) in ob.iter_mut().zip(vals[..l].chunks_exact(row)) {
+                let (mut acc, mut tail) = ([id; LANES], id);
+                fold_vals(r, &mut acc, &mut tail);
+                *y = finish(lanes_total(acc, tail));
+            }
+        }
+    };
     if out.len() == 1 && row >= PAR_MIN * 4 {
         // One long row: partial folds on every thread, then combined.
         let c = chunk_len(row).max(1 << 16).next_multiple_of(CHUNK);
@@ -382,17 +445,13 @@ fn reduce_rows<T: Kernels>(f: &Fusion, loads: &[Load<'_, T>], op: ReduceOp, row:
             .collect();
         out[0] = finish(parts.into_iter().fold(id, comb));
     } else if total >= PAR_MIN && out.len() > 1 {
-        out.par_chunks_mut(1.max(PAR_MIN / row.max(1))).enumerate().for_each(|(i, o)| {
+        let rows_per_task = 1.max(PAR_MIN / row.max(1));
+        out.par_chunks_mut(rows_per_task).enumerate().for_each(|(i, o)| {
             let (mut regs, mut vals) = scratch();
-            let base = i * 1.max(PAR_MIN / row.max(1));
-            for (j, y) in o.iter_mut().enumerate() {
-                *y = finish(fold_range((base + j) * row, row, &mut regs, &mut vals));
-            }
+            rows_into(i * rows_per_task, o, &mut regs, &mut vals);
         });
     } else {
         let (mut regs, mut vals) = scratch();
-        for (j, y) in out.iter_mut().enumerate() {
-            *y = finish(fold_range(j * row, row, &mut regs, &mut vals));
-        }
+        rows_into(0, out, &mut regs, &mut vals);
     }
 }

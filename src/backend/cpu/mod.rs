@@ -10,6 +10,7 @@ mod movement;
 pub(crate) mod num;
 pub(crate) mod par;
 mod reduce;
+pub(crate) mod simd;
 mod softmax;
 pub(crate) mod stream;
 
