@@ -207,17 +207,26 @@ pub(crate) fn thread_submissions() -> u64 {
 
 /// Runs `f` as one batch: kernels record into one encoder, submitted once at the end.
 pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            if BATCH.with(Cell::get) == 0 {
+                flush_all();
+            }
+        }
+    }
+    let _flush = Flush;
+    unflushed(f)
+}
+
+/// Runs `f` with automatic flushes held back, so a multi-pass kernel (a sort's passes)
+/// records into one encoder. Unlike `batch`, nothing is submitted at the end: the next
+/// flush (a download, a plan's end, the next automatic one) does it.
+pub(crate) fn unflushed<R>(f: impl FnOnce() -> R) -> R {
     struct Done;
     impl Drop for Done {
         fn drop(&mut self) {
-            let d = BATCH.with(|b| {
-                let d = b.get().saturating_sub(1);
-                b.set(d);
-                d
-            });
-            if d == 0 {
-                flush_all();
-            }
+            BATCH.with(|b| b.set(b.get().saturating_sub(1)));
         }
     }
     BATCH.with(|b| b.set(b.get() + 1));
@@ -450,14 +459,15 @@ impl Ctx {
         .and_then(|n| if n >= AUTO_FLUSH && BATCH.with(Cell::get) == 0 { self.flush() } else { Ok(()) })
     }
 
-    /// Records a buffer-to-buffer copy (for downloads and whole-buffer copies).
-    pub(crate) fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) -> Result<()> {
+    /// Records a copy of `bytes` bytes of `src` from byte `offset` (both multiples of 4) to
+    /// the start of `dst` (for downloads and small read-backs).
+    pub(crate) fn copy(&self, src: &wgpu::Buffer, offset: u64, dst: &wgpu::Buffer, bytes: u64) -> Result<()> {
         self.scoped("copy", || {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let enc = p.encoder.get_or_insert_with(|| {
                 self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ferroflow") })
             });
-            enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+            enc.copy_buffer_to_buffer(src, offset, dst, 0, bytes);
         })
     }
 
