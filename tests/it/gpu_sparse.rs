@@ -134,7 +134,7 @@ fn to_dense_reorder_and_coalesce_match_the_cpu_bit_for_bit() {
             let what = format!("reorder/unique {shape:?} nnz {nnz}");
             agree(
                 &what,
-                on_all(&[idx.clone()], move |xs| {
+                on_all(std::slice::from_ref(&idx), move |xs| {
                     let v = ff::zeros(&[xs[0].shape()[0]], DType::I32)?;
                     let s = SparseTensor::new_with(&xs[0], &v, &sh[..], LAX)?;
                     Ok(vec![s.reorder()?.indices().clone(), sparse::coalesce(&s)?.indices().clone()])
@@ -286,9 +286,13 @@ fn every_index_error_is_the_cpu_error() {
     same_index_error("matmul oob row", &[i(&[0, 0, 3, 1, 1, 4], 2), f(3), b.clone()], OutOfBounds, 1, matmul);
     let empty_b = Tensor::from_vec(Vec::<f32>::new(), &[4, 0]).unwrap();
     same_index_error("matmul oob n = 0", &[i(&[0, 0, 0, 5], 2), f(2), empty_b], OutOfBounds, 1, matmul);
+    // A dense output past the storage-binding limit is a clear error, not a wgpu panic.
+    let s = SparseTensor::new(i(&[0, 1], 2).to_device(GPU).unwrap(), f(1).to_device(GPU).unwrap(), [1 << 16, 1 << 16])
+        .unwrap();
+    let e = ff::config::with_soft_device_placement(false, || s.to_dense()).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("storage-binding limit"), "{e}");
     // The message names the entry, its index and the bound, as on the CPU.
-    let e =
-        ff::with_device(GPU, || SparseTensor::new(&i(&[0, 1, 0, 1], 2).to_device(GPU)?, &f(2), [3, 4])).unwrap_err();
+    let e = ff::with_device(GPU, || SparseTensor::new(&i(&[0, 1, 0, 1], 2).to_device(GPU)?, f(2), [3, 4])).unwrap_err();
     let m = e.to_string();
     assert!(m.contains("indices[1] = [0, 1] is repeated") && m.contains("coalesce"), "{m}");
 }

@@ -556,6 +556,37 @@ mod tests {
     }
 
     #[test]
+    fn sparse_kernels_read_i64_indices_as_words_on_a_device_without_int64() {
+        use crate::backend::wgpu::{check, execute, storage};
+        use crate::shape::Shape;
+        use crate::sparse::kernels as cpu;
+        let Some(c) = private_ctx_with(wgpu::Features::empty()) else { return };
+        let c = Arc::new(c);
+        let i64s = |t: &crate::Tensor| t.to_host().unwrap().to_ndarray::<i64>().unwrap();
+        let host = crate::Tensor::from_slice(&[2i64, 1, 0, 3, 2, 1, -1 << 40, 0], &[4, 2]).unwrap();
+        let idx = storage::upload(&c, &host).unwrap();
+        // Index-only primitives need no 64-bit feature: the sort compares word pairs.
+        let reorder = PrimOp::SparseReorder;
+        check(&c, &reorder, &[&idx], DType::I64).unwrap();
+        let perm = execute(&c, &reorder, &[&idx], Shape::new(&[4]), DType::I64).unwrap();
+        assert_eq!(i64s(&perm), i64s(&cpu::reorder(&host).unwrap()));
+        let unique = PrimOp::SparseUnique;
+        let u = execute(&c, &unique, &[&idx], Shape::new(&[0, 2]), DType::I64).unwrap();
+        assert_eq!(i64s(&u), i64s(&cpu::unique(&host).unwrap()));
+        // i64 values would need 64-bit arithmetic: Unsupported (soft placement: the CPU).
+        let seg = PrimOp::SparseSegmentSum;
+        let v64 = storage::upload(&c, &crate::Tensor::from_slice(&[1i64, 2, 3, 4], &[4]).unwrap()).unwrap();
+        assert!(matches!(check(&c, &seg, &[&idx, &v64], DType::I64), Err(Error::Unsupported { .. })));
+        // f32 values compute everywhere.
+        let vh = crate::Tensor::from_slice(&[0.5f32, 1.25, -2.0, 4.0], &[4]).unwrap();
+        let v = storage::upload(&c, &vh).unwrap();
+        check(&c, &seg, &[&idx, &v], DType::F32).unwrap();
+        let got = execute(&c, &seg, &[&idx, &v], Shape::new(&[0]), DType::F32).unwrap();
+        let want = cpu::segment_sum(&host, &vh).unwrap();
+        assert_eq!(got.to_host().unwrap().to_ndarray::<f32>().unwrap(), want.to_ndarray::<f32>().unwrap());
+    }
+
+    #[test]
     fn a_shader_that_does_not_compile_is_a_typed_error() {
         let Some(c) = private_ctx() else { return };
         let e = c.kernel("test_kernel", "this is not WGSL", 1).err().expect("must fail");

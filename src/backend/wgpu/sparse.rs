@@ -263,10 +263,10 @@ fn status_error(ctx: &Arc<Ctx>, op: &'static str, indices: &Tensor, cols: usize,
         Ok(w) => w.chunks_exact(2).map(|p| (p[0] as u64 | (p[1] as u64) << 32) as i64).collect::<Vec<i64>>(),
         Err(err) => return err,
     };
-    let row = &rows[(e - first) * cols..];
+    let (prev, row) = rows.split_at(((e - first) * cols).min(rows.len()));
     let bound = match problem {
         SparseIndexProblem::OutOfBounds => dense.to_string(),
-        _ => crate::sparse::kernels::index_text(&rows[..cols]),
+        _ => crate::sparse::kernels::index_text(prev),
     };
     crate::sparse::kernels::bad(op, problem, e, row, bound)
 }
