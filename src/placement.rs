@@ -178,10 +178,11 @@ pub(crate) fn requested(inputs: &[&Tensor]) -> Device {
 }
 
 /// Whether host rank-0 inputs of `op` are passed to the GPU kernel as parameters (no copy):
-/// elementwise kernels take them, and casts but the storage-only i64 ones.
+/// elementwise kernels take them, casts but the storage-only i64 ones, and `SparseToDense`.
 fn takes_scalars(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor]) -> bool {
     match op {
-        PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Select => true,
+        // The default value of `SparseToDense` (its only rank-0 input) fills the output.
+        PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Select | PrimOp::SparseToDense(_) => true,
         PrimOp::Cast(to) => inputs.first().is_some_and(|x| ctx.computes(x.dtype()) && ctx.computes(*to)),
         _ => false,
     }

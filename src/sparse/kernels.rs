@@ -70,13 +70,13 @@ sum_k! {
 }
 
 /// `[0, 5]`: an index as the error messages show it.
-fn index_text(row: &[i64]) -> String {
+pub(crate) fn index_text(row: &[i64]) -> String {
     let parts: Vec<String> = row.iter().map(i64::to_string).collect();
     format!("[{}]", parts.join(", "))
 }
 
 /// The error for entry `entry` (whose index is `row`).
-fn bad(op: &'static str, problem: SparseIndexProblem, entry: usize, row: &[i64], bound: String) -> Error {
+pub(crate) fn bad(op: &'static str, problem: SparseIndexProblem, entry: usize, row: &[i64], bound: String) -> Error {
     let fix = match problem {
         SparseIndexProblem::OutOfBounds => "fix the index, or give a dense shape that holds it",
         SparseIndexProblem::Repeated => {

@@ -266,14 +266,39 @@ fn from_dense_impl(x: &Tensor, loc: Loc) -> Result<SparseTensor> {
     }
     let x = x.strong();
     let indices = apply(PrimOp::NonZero, &[&x], loc)?;
-    // Each entry's flat (row-major) offset picks its value from the flattened tensor.
-    let strides = i64s(x.shape().strides().iter().map(|&s| s as i64).collect());
-    let offsets = apply(PrimOp::Binary(BinaryOp::Mul), &[&indices, &strides], loc)?;
-    let offsets =
-        apply(PrimOp::Reduce { op: ReduceOp::Sum, axes: smallvec::smallvec![1], keepdims: false }, &[&offsets], loc)?;
+    let offsets = flat_offsets(&indices, x.shape(), loc)?;
     let flat = crate::ops::shape::reshape_impl(&x, &[-1], loc)?;
     let values = gather(&flat, &offsets, 0, loc)?;
     Ok(SparseTensor::from_parts(indices, values, x.shape().clone()))
+}
+
+/// Each entry's flat (row-major) offset in a tensor of `shape`: column `d` of the indices
+/// times stride `d`, added up. The strides are host scalars, so on a GPU they are kernel
+/// parameters and nothing is copied there (a vector of strides would be an upload, and an
+/// error under `DevicePolicy::Explicit`).
+fn flat_offsets(indices: &Tensor, shape: &Shape, loc: Loc) -> Result<Tensor> {
+    let mut acc: Option<Tensor> = None;
+    for (d, &stride) in shape.strides().iter().enumerate() {
+        let slice = PrimOp::Slice { begin: smallvec::smallvec![0, d], size: smallvec::smallvec![-1, 1] };
+        let col = apply(slice, &[indices], loc)?;
+        let term = if stride == 1 {
+            col
+        } else {
+            apply(PrimOp::Binary(BinaryOp::Mul), &[&col, &Tensor::scalar(stride as i64)], loc)?
+        };
+        acc = Some(match acc {
+            None => term,
+            Some(a) => apply(PrimOp::Binary(BinaryOp::Add), &[&a, &term], loc)?,
+        });
+    }
+    match acc {
+        Some(a) => crate::ops::shape::reshape_impl(&a, &[-1], loc),
+        // Rank 0: offset 0 for each of the (0 or 1) entries, the sum of no columns.
+        None => {
+            let sum = PrimOp::Reduce { op: ReduceOp::Sum, axes: smallvec::smallvec![1], keepdims: false };
+            apply(sum, &[indices], loc)
+        }
+    }
 }
 
 /// The non-zero elements of a dense tensor as a sparse tensor, in canonical order (NaN

@@ -197,7 +197,7 @@ pub fn run(
 /// per arity, since a traced closure has a fixed parameter list), and checks that the call
 /// traced exactly once.
 #[track_caller]
-fn call_traced(f: &OpFn, inputs: &[Tensor]) -> ff::Result<Vec<Tensor>> {
+pub fn call_traced(f: &OpFn, inputs: &[Tensor]) -> ff::Result<Vec<Tensor>> {
     fn once<M, B: ff::function::Body<M, Output = Vec<Tensor>>>(
         g: ff::Function<M, B>,
         args: impl ff::function::CallArgs,

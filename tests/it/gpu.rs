@@ -154,12 +154,14 @@ fn dtypes_without_gpu_kernels_fall_back_or_fail_clearly() {
     // bf16 has no GPU storage at all.
     let e = a.cast(DType::BF16).unwrap().to_device(GPU).unwrap_err();
     assert!(matches!(&e, Error::Unsupported { .. }) && e.to_string().contains("bf16"), "{e:?}");
-    // Sparse primitives (data-dependent shapes) run on the CPU, with counted copies.
+    // Sparse primitives have GPU kernels (tests/it/gpu_sparse.rs): from_dense of a GPU
+    // tensor stays there, and only its count of non-zeros (4 bytes) comes back.
     let g = Tensor::from(ndarray::arr2(&[[0.0f32, 1.0], [2.0, 0.0]]).into_dyn()).to_device(GPU).unwrap();
     let before = ff::profiler::thread_transfers();
-    let s = ff::SparseTensor::from_dense(&g).unwrap(); // nonzero: a CPU kernel
+    let s = ff::SparseTensor::from_dense(&g).unwrap();
     let d = ff::profiler::thread_transfers() - before;
-    assert!(d.device_to_host.count >= 1, "{d}");
+    assert_eq!((s.indices().device(), s.values().device()), (GPU, GPU));
+    assert_eq!((d.host_to_device.count, d.device_to_host.count, d.device_to_host.bytes), (0, 1, 4), "{d}");
     assert_eq!(s.to_dense().unwrap().to_ndarray::<f32>().unwrap(), g.to_ndarray::<f32>().unwrap());
 }
 

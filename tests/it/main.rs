@@ -11,6 +11,7 @@ mod errors;
 mod function;
 mod gpu;
 mod gpu_fused;
+mod gpu_sparse;
 mod gradients;
 mod interop;
 mod io;

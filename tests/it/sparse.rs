@@ -674,8 +674,9 @@ fn validation_inside_a_trace_fails_when_the_graph_runs() {
     assert!(matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("&[3, 4]"), "{e}");
 }
 
-/// Every sparse op through `common::run_many`, whose `Traced` mode checks that the traced
-/// outcome (values or error) is exactly the eager one.
+/// Every sparse op through `common::run_many` in every mode: `Traced` checks that the traced
+/// outcome (values or error) is exactly the eager one, the `Wgpu` modes that the GPU's is
+/// the CPU's.
 #[test]
 fn every_op_traced_equals_eager() {
     let mut rng = Rng::new(77);
@@ -712,10 +713,14 @@ fn every_op_traced_equals_eager() {
             let n = ix.shape()[0];
             let vals = if n == idx.len() { v.clone() } else { ff::arange(1.0f32, n as f32 + 1.0, 1.0).unwrap() };
             let inputs = [ix.clone(), vals, d.clone(), w.clone()];
-            let g = f.clone();
-            let out = run_many(Mode::Traced, &inputs, move |xs| g(xs));
-            if what == "valid" {
-                assert!(out.is_ok(), "{name} on {what} indices: {:?}", out.err());
+            // Traced against eager exactly; the Wgpu modes (on the GPU, eager and traced)
+            // against the CPU: values, or an error of the same variant.
+            for &mode in MODES {
+                let g = f.clone();
+                let out = run_many(mode, &inputs, move |xs| g(xs));
+                if what == "valid" {
+                    assert!(out.is_ok(), "{name} on {what} indices ({mode:?}): {:?}", out.err());
+                }
             }
         }
     }

@@ -207,17 +207,26 @@ pub(crate) fn thread_submissions() -> u64 {
 
 /// Runs `f` as one batch: kernels record into one encoder, submitted once at the end.
 pub(crate) fn batch<R>(f: impl FnOnce() -> R) -> R {
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            if BATCH.with(Cell::get) == 0 {
+                flush_all();
+            }
+        }
+    }
+    let _flush = Flush;
+    unflushed(f)
+}
+
+/// Runs `f` with automatic flushes held back, so a multi-pass kernel (a sort's passes)
+/// records into one encoder. Unlike `batch`, nothing is submitted at the end: the next
+/// flush (a download, a plan's end, the next automatic one) does it.
+pub(crate) fn unflushed<R>(f: impl FnOnce() -> R) -> R {
     struct Done;
     impl Drop for Done {
         fn drop(&mut self) {
-            let d = BATCH.with(|b| {
-                let d = b.get().saturating_sub(1);
-                b.set(d);
-                d
-            });
-            if d == 0 {
-                flush_all();
-            }
+            BATCH.with(|b| b.set(b.get().saturating_sub(1)));
         }
     }
     BATCH.with(|b| b.set(b.get() + 1));
@@ -450,14 +459,15 @@ impl Ctx {
         .and_then(|n| if n >= AUTO_FLUSH && BATCH.with(Cell::get) == 0 { self.flush() } else { Ok(()) })
     }
 
-    /// Records a buffer-to-buffer copy (for downloads and whole-buffer copies).
-    pub(crate) fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) -> Result<()> {
+    /// Records a copy of `bytes` bytes of `src` from byte `offset` (both multiples of 4) to
+    /// the start of `dst` (for downloads and small read-backs).
+    pub(crate) fn copy(&self, src: &wgpu::Buffer, offset: u64, dst: &wgpu::Buffer, bytes: u64) -> Result<()> {
         self.scoped("copy", || {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let enc = p.encoder.get_or_insert_with(|| {
                 self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ferroflow") })
             });
-            enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+            enc.copy_buffer_to_buffer(src, offset, dst, 0, bytes);
         })
     }
 
@@ -543,6 +553,37 @@ mod tests {
         let wide = execute(&c, &PrimOp::Cast(DType::I64), &[&narrow], g.shape().clone(), DType::I64).unwrap();
         let want: Vec<i64> = want.iter().map(|x| *x as i64).collect();
         assert_eq!(wide.to_host().unwrap().to_ndarray::<i64>().unwrap().into_raw_vec_and_offset().0, want);
+    }
+
+    #[test]
+    fn sparse_kernels_read_i64_indices_as_words_on_a_device_without_int64() {
+        use crate::backend::wgpu::{check, execute, storage};
+        use crate::shape::Shape;
+        use crate::sparse::kernels as cpu;
+        let Some(c) = private_ctx_with(wgpu::Features::empty()) else { return };
+        let c = Arc::new(c);
+        let i64s = |t: &crate::Tensor| t.to_host().unwrap().to_ndarray::<i64>().unwrap();
+        let host = crate::Tensor::from_slice(&[2i64, 1, 0, 3, 2, 1, -1 << 40, 0], &[4, 2]).unwrap();
+        let idx = storage::upload(&c, &host).unwrap();
+        // Index-only primitives need no 64-bit feature: the sort compares word pairs.
+        let reorder = PrimOp::SparseReorder;
+        check(&c, &reorder, &[&idx], DType::I64).unwrap();
+        let perm = execute(&c, &reorder, &[&idx], Shape::new(&[4]), DType::I64).unwrap();
+        assert_eq!(i64s(&perm), i64s(&cpu::reorder(&host).unwrap()));
+        let unique = PrimOp::SparseUnique;
+        let u = execute(&c, &unique, &[&idx], Shape::new(&[0, 2]), DType::I64).unwrap();
+        assert_eq!(i64s(&u), i64s(&cpu::unique(&host).unwrap()));
+        // i64 values would need 64-bit arithmetic: Unsupported (soft placement: the CPU).
+        let seg = PrimOp::SparseSegmentSum;
+        let v64 = storage::upload(&c, &crate::Tensor::from_slice(&[1i64, 2, 3, 4], &[4]).unwrap()).unwrap();
+        assert!(matches!(check(&c, &seg, &[&idx, &v64], DType::I64), Err(Error::Unsupported { .. })));
+        // f32 values compute everywhere.
+        let vh = crate::Tensor::from_slice(&[0.5f32, 1.25, -2.0, 4.0], &[4]).unwrap();
+        let v = storage::upload(&c, &vh).unwrap();
+        check(&c, &seg, &[&idx, &v], DType::F32).unwrap();
+        let got = execute(&c, &seg, &[&idx, &v], Shape::new(&[0]), DType::F32).unwrap();
+        let want = cpu::segment_sum(&host, &vh).unwrap();
+        assert_eq!(got.to_host().unwrap().to_ndarray::<f32>().unwrap(), want.to_ndarray::<f32>().unwrap());
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub(super) fn bcast_strides(dims: &[usize], out: &[usize]) -> Vec<u32> {
     r
 }
 
-fn groups(n: usize, per: u32) -> u32 {
+pub(super) fn groups(n: usize, per: u32) -> u32 {
     n.div_ceil(per as usize) as u32
 }
 

@@ -1,7 +1,8 @@
 //! The GPU backend on wgpu (Vulkan, and Metal/DX12 where built): WGSL kernels for every
-//! dense primitive and generated kernels for fusion groups (`codegen` for loops, `fused`
-//! for reductions with their elementwise producers and matmuls with their epilogues: one
-//! dispatch each). `check` says whether an op can run here (dtypes, data-dependent shapes);
+//! primitive (`kernels` for the dense ones, `sparse` for the sparse ones) and generated
+//! kernels for fusion groups (`codegen` for loops, `fused` for reductions with their
+//! elementwise producers and matmuls with their epilogues: one dispatch each). `check`
+//! says whether an op can run here (dtypes);
 //! `execute` runs it on inputs already placed on the device (placement and copies are
 //! `crate::placement`'s job). Like the CPU backend, `execute` is one `match` over `PrimOp`
 //! with no wildcard arm.
@@ -13,15 +14,22 @@
 //! with, cast to and from i32, produced by argmax); f64 where it has `SHADER_F64` and
 //! `SHADER_INT64`, except the transcendentals (exp, log, tanh, sigmoid, gelu, sin, cos, pow
 //! and softmax of f64 run on the CPU: SPIR-V's GLSL.std.450 defines them for 16/32-bit
-//! floats only, and f32 precision would break f64's promise). bf16 and the sparse
-//! primitives (whose output shapes depend on the data) run on the CPU. An op that has no
-//! kernel here runs on the CPU under soft placement (one logged notice per op and dtypes),
-//! or is `Error::Unsupported` with soft placement off.
+//! floats only, and f32 precision would break f64's promise). bf16 runs on the CPU. An op
+//! that has no kernel here runs on the CPU under soft placement (one logged notice per op
+//! and dtypes), or is `Error::Unsupported` with soft placement off.
+//!
+//! Submissions: kernels record into the context's pending encoder and nothing waits, except
+//! at a sync point. The sparse ops with a data-dependent output shape (`SparseUnique`,
+//! `SparseSegmentSum`, `NonZero`) read their count back, and the index-checking ones
+//! (`SparseValidate`, `SparseToDense`, `SparseMatMul`) their status word: 4 bytes, counted,
+//! but the read-back submits what is queued and waits for it. So a traced call is one
+//! submission unless its plan holds such an op: then one more per sync point.
 
 pub(crate) mod codegen;
 pub(crate) mod context;
 pub(crate) mod fused;
 pub(crate) mod kernels;
+pub(crate) mod sparse;
 pub(crate) mod storage;
 
 use std::sync::Arc;
@@ -104,10 +112,7 @@ pub(crate) fn check(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor], dtype: DType) ->
         | PrimOp::SparseReorder
         | PrimOp::SparseUnique
         | PrimOp::SparseSegmentSum
-        | PrimOp::NonZero => Err(unsupported(
-            name,
-            "sparse primitives have no GPU kernel (their output shapes depend on the data): they run on the CPU".into(),
-        )),
+        | PrimOp::NonZero => sparse::check(ctx, op, inputs),
     }
 }
 
@@ -139,7 +144,7 @@ pub(crate) fn execute(ctx: &Arc<Ctx>, op: &PrimOp, inputs: &[&Tensor], shape: Sh
         | PrimOp::SparseReorder
         | PrimOp::SparseUnique
         | PrimOp::SparseSegmentSum
-        | PrimOp::NonZero => Err(unsupported(op.name(), "no GPU kernel".into())),
+        | PrimOp::NonZero => sparse::execute(ctx, op, inputs, &shape),
     }
 }
 

@@ -159,10 +159,44 @@ pub(crate) fn upload(ctx: &Arc<Ctx>, t: &Tensor) -> Result<Tensor> {
 /// it waits for every kernel queued before it).
 pub(crate) fn download(s: &GpuStorage, shape: &Shape, dtype: DType) -> Result<Tensor> {
     let op = "to_ndarray";
-    let ctx = &s.ctx;
-    let started = Instant::now();
     let b = elem_bytes(dtype).ok_or_else(|| dtype_unsupported(op, dtype))?;
     let bytes = (s.len * b).next_multiple_of(4) as u64;
+    let words_out = read_words(&s.ctx, op, &s.buffer, 0, bytes)?;
+    let buf = match dtype {
+        DType::F32 => Buffer::F32(words_out.iter().map(|w| f32::from_bits(*w)).collect()),
+        DType::I32 => Buffer::I32(words_out.iter().map(|w| *w as i32).collect()),
+        DType::U8 => Buffer::U8(words_out.iter().map(|w| *w as u8).collect()),
+        DType::Bool => Buffer::Bool(words_out.iter().map(|w| *w != 0).collect()),
+        DType::I64 => {
+            Buffer::I64(words_out.chunks_exact(2).map(|p| (p[0] as u64 | (p[1] as u64) << 32) as i64).collect())
+        }
+        DType::F64 => {
+            Buffer::F64(words_out.chunks_exact(2).map(|p| f64::from_bits(p[0] as u64 | (p[1] as u64) << 32)).collect())
+        }
+        DType::F16 => Buffer::F16(
+            words_out
+                .iter()
+                .flat_map(|w| [half::f16::from_bits(*w as u16), half::f16::from_bits((*w >> 16) as u16)])
+                .take(s.len)
+                .collect(),
+        ),
+        DType::BF16 => return Err(dtype_unsupported(op, dtype)),
+    };
+    Ok(Tensor::from_buffer(buf, shape.clone()))
+}
+
+/// `bytes` bytes of `buffer` from byte `offset` (both multiples of 4) as host words: one
+/// counted device-to-host transfer, which submits and waits for every kernel queued before
+/// it. Downloads use it, and so do the few-byte read-backs of the sparse kernels (a count,
+/// a status word).
+pub(crate) fn read_words(
+    ctx: &Arc<Ctx>,
+    op: &'static str,
+    buffer: &wgpu::Buffer,
+    offset: u64,
+    bytes: u64,
+) -> Result<Vec<u32>> {
+    let started = Instant::now();
     let mut words_out: Vec<u32> = Vec::new();
     if bytes > 0 {
         let staging = ctx.scoped(op, || {
@@ -173,7 +207,7 @@ pub(crate) fn download(s: &GpuStorage, shape: &Shape, dtype: DType) -> Result<Te
                 mapped_at_creation: false,
             })
         })?;
-        ctx.copy(&s.buffer, &staging, bytes)?;
+        ctx.copy(buffer, offset, &staging, bytes)?;
         ctx.flush()?;
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
@@ -198,26 +232,6 @@ pub(crate) fn download(s: &GpuStorage, shape: &Shape, dtype: DType) -> Result<Te
         staging.unmap();
     }
     ctx.check(op)?;
-    let buf = match dtype {
-        DType::F32 => Buffer::F32(words_out.iter().map(|w| f32::from_bits(*w)).collect()),
-        DType::I32 => Buffer::I32(words_out.iter().map(|w| *w as i32).collect()),
-        DType::U8 => Buffer::U8(words_out.iter().map(|w| *w as u8).collect()),
-        DType::Bool => Buffer::Bool(words_out.iter().map(|w| *w != 0).collect()),
-        DType::I64 => {
-            Buffer::I64(words_out.chunks_exact(2).map(|p| (p[0] as u64 | (p[1] as u64) << 32) as i64).collect())
-        }
-        DType::F64 => {
-            Buffer::F64(words_out.chunks_exact(2).map(|p| f64::from_bits(p[0] as u64 | (p[1] as u64) << 32)).collect())
-        }
-        DType::F16 => Buffer::F16(
-            words_out
-                .iter()
-                .flat_map(|w| [half::f16::from_bits(*w as u16), half::f16::from_bits((*w >> 16) as u16)])
-                .take(s.len)
-                .collect(),
-        ),
-        DType::BF16 => return Err(dtype_unsupported(op, dtype)),
-    };
     record_transfer(Direction::DeviceToHost, bytes, started, ctx.device_id());
-    Ok(Tensor::from_buffer(buf, shape.clone()))
+    Ok(words_out)
 }

@@ -1,0 +1,729 @@
+//! WGSL kernels of the sparse (COO) primitives: `SparseValidate`, `SparseToDense`,
+//! `SparseMatMul`, `SparseReorder`, `SparseUnique`, `SparseSegmentSum` and `NonZero`. Same
+//! results, shapes, dtypes and errors as the CPU kernels (`crate::sparse::kernels`).
+//!
+//! Building blocks, all deterministic (no float atomics, no atomics at all):
+//! - i64 indices are read as (low, high) u32 word pairs, compared as signed 64-bit numbers
+//!   and checked against 64-bit dims, so no kernel here needs `SHADER_INT64` for its indices.
+//! - A bitonic sort of entry numbers (padded to a power of two), lexicographic over the
+//!   first `kc` index columns with the entry number as tie-break: the unique stable order.
+//!   All its passes record into one encoder (`context::unflushed`).
+//! - A block scan (256 per workgroup, block sums scanned one level up, then added back),
+//!   in place in one scratch buffer, for compaction.
+//! - Sums over repeated indices walk each run of equal indices in sorted (= entry) order,
+//!   one thread per run, as the CPU adds them: bit-equal results.
+//!
+//! Sync points: a data-dependent output shape (`SparseUnique`, `SparseSegmentSum`,
+//! `NonZero`) needs its count on the host to allocate, and an index check needs its verdict
+//! before the op can return `Ok`. Each reads back one 4-byte word (a counted device-to-host
+//! transfer, which submits the queued work and waits for it); nothing else leaves the GPU.
+//! `SparseReorder` has no sync. On an error, a second small read-back fetches the bad
+//! entry's index (and the one before it) for the message.
+
+use std::sync::Arc;
+
+use super::codegen::{Ew, WG, elem, enables, load, prelude, store};
+use super::context::{Ctx, unflushed};
+use super::kernels::{self, buf, groups};
+use super::storage::{self, GpuStorage};
+use crate::dtype::DType;
+use crate::error::{Error, Result, SparseIndexProblem};
+use crate::op::{PrimOp, ReduceOp};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+/// Status word of an entry with no problem (`i32::MAX`: the identity of the min reduction).
+const OK: u32 = 0x7fff_ffff;
+/// Status word of `SparseMatMul` entries that are in bounds but not sorted by row.
+const UNSORTED: u32 = 0x7fff_fffe;
+/// The most entries a kernel here takes (entry numbers times 4 plus a problem must fit an
+/// i32 status word; the sort pads to a power of two).
+const MAX_NNZ: usize = 1 << 28;
+
+/// Whether the sparse primitive `op` has a kernel on `ctx`'s device for these inputs.
+/// Indices need no 64-bit feature (they are read as word pairs); values need their dtype
+/// to compute there, and `NonZero` only reads the bits of its input.
+pub(crate) fn check(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor]) -> Result<()> {
+    let name = op.name();
+    let dtype_of = |k: usize| inputs.get(k).map(|t| t.dtype());
+    let need = |ok: bool, d: DType| if ok { Ok(()) } else { Err(storage::dtype_unsupported(name, d)) };
+    match (op, dtype_of(0), dtype_of(1)) {
+        (PrimOp::SparseValidate(_) | PrimOp::SparseReorder | PrimOp::SparseUnique, Some(_), _) => Ok(()),
+        (PrimOp::SparseToDense(_) | PrimOp::SparseSegmentSum, _, Some(v)) => need(ctx.computes(v), v),
+        (PrimOp::SparseMatMul(_), _, Some(v)) => need(v != DType::Bool && ctx.computes(v), v),
+        (PrimOp::NonZero, Some(x), _) => need(ctx.stores(x), x),
+        _ => Err(super::unsupported(name, "no GPU kernel for these inputs".into())),
+    }
+}
+
+/// Runs a sparse primitive on inputs that live on `ctx`'s device (a host rank-0 default of
+/// `SparseToDense` is a kernel parameter).
+pub(crate) fn execute(ctx: &Arc<Ctx>, op: &PrimOp, inputs: &[&Tensor], shape: &Shape) -> Result<Tensor> {
+    let arg = |k: usize| {
+        inputs.get(k).copied().ok_or_else(|| Error::invalid(op.name(), "internal: missing input of a GPU kernel"))
+    };
+    match op {
+        PrimOp::SparseValidate(dense) => validate(ctx, arg(0)?, dense),
+        PrimOp::SparseToDense(_) => to_dense(ctx, arg(0)?, arg(1)?, arg(2)?, shape),
+        PrimOp::SparseMatMul(dense) => matmul(ctx, arg(0)?, arg(1)?, arg(2)?, dense, shape),
+        PrimOp::SparseReorder => reorder(ctx, arg(0)?),
+        PrimOp::SparseUnique => unique(ctx, arg(0)?),
+        PrimOp::SparseSegmentSum => segment_sum(ctx, arg(0)?, arg(1)?),
+        PrimOp::NonZero => nonzero(ctx, arg(0)?),
+        other => Err(Error::invalid(other.name(), "internal: not a sparse primitive")),
+    }
+}
+
+// ---- shared WGSL --------------------------------------------------------------------------
+
+/// The entry point's signature and the thread's linear id `i` (groups laid out in x and y
+/// by `Ctx::dispatch`).
+fn main_fn(body: &str) -> String {
+    format!(
+        "@compute @workgroup_size({WG})\nfn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{\n    let i = (wg.x + wg.y * nwg.x) * {WG}u + li;\n{body}\n}}\n"
+    )
+}
+
+/// Helpers over COO indices bound as `ix` (each i64 a (low, high) pair of u32 words) and
+/// parameters `p`: `cmp_rows` (signed lexicographic order of two entries' indices over
+/// their first `kc` columns), `in_bounds` (0 <= index < dims, the dims as word pairs at
+/// `p[at..]`) and `before` (the sort's order: by index, then entry number; the padding
+/// sentinel last).
+const ROWS: &str = r#"
+fn cmp_rows(a: u32, b: u32, kc: u32, cols: u32) -> i32 {
+    for (var d = 0u; d < kc; d = d + 1u) {
+        let wa = 2u * (a * cols + d);
+        let wb = 2u * (b * cols + d);
+        let ha = bitcast<i32>(ix[wa + 1u]);
+        let hb = bitcast<i32>(ix[wb + 1u]);
+        if (ha != hb) { return select(1, -1, ha < hb); }
+        let la = ix[wa];
+        let lb = ix[wb];
+        if (la != lb) { return select(1, -1, la < lb); }
+    }
+    return 0;
+}
+fn in_bounds(e: u32, cols: u32, at: u32) -> bool {
+    for (var d = 0u; d < cols; d = d + 1u) {
+        let w = 2u * (e * cols + d);
+        let lo = ix[w];
+        let hi = ix[w + 1u];
+        let dl = p[at + 2u * d];
+        let dh = p[at + 2u * d + 1u];
+        if (bitcast<i32>(hi) < 0 || hi > dh || (hi == dh && lo >= dl)) { return false; }
+    }
+    return true;
+}
+fn before(x: u32, y: u32, kc: u32, cols: u32) -> bool {
+    if (x == 0xffffffffu) { return false; }
+    if (y == 0xffffffffu) { return true; }
+    let c = cmp_rows(x, y, kc, cols);
+    return c < 0 || (c == 0 && x < y);
+}
+"#;
+
+/// `@group(0)` storage declarations: read-only `inputs` (name, element type), then the
+/// output and the parameters, as `Ctx::kernel` lays out the bindings.
+fn bindings(inputs: &[(&str, &str)], out: &str) -> String {
+    let mut s = String::new();
+    for (b, (name, el)) in inputs.iter().enumerate() {
+        s.push_str(&format!("@group(0) @binding({b}) var<storage, read> {name}: array<{el}>;\n"));
+    }
+    let n = inputs.len();
+    s.push_str(&format!("@group(0) @binding({n}) var<storage, read_write> out: array<{out}>;\n"));
+    s.push_str(&format!("@group(0) @binding({}) var<storage, read> p: array<u32>;\n", n + 1));
+    s
+}
+
+/// Compiles (or finds) `src` and records one dispatch over `threads` threads.
+fn run(
+    ctx: &Arc<Ctx>,
+    op: &'static str,
+    src: &str,
+    inputs: &[&wgpu::Buffer],
+    out: &wgpu::Buffer,
+    params: &[u32],
+    threads: usize,
+) -> Result<()> {
+    if threads == 0 {
+        return Ok(());
+    }
+    let k = ctx.kernel(op, src, inputs.len())?;
+    ctx.dispatch(op, &k, inputs, out, params, groups(threads, WG))
+}
+
+/// A scratch buffer of `n` u32 words.
+fn scratch(ctx: &Arc<Ctx>, op: &'static str, n: usize) -> Result<GpuStorage> {
+    storage::alloc(ctx, op, DType::I32, n)
+}
+
+/// Dims as (low, high) word pairs.
+fn dim_words(dims: &[usize]) -> Vec<u32> {
+    dims.iter().flat_map(|&d| [d as u32, ((d as u64) >> 32) as u32]).collect()
+}
+
+/// The value dtype's sum of two registers `a` and `b`, as the CPU's `SumK`: integers wrap,
+/// bool is or, f16 rounds after every add.
+fn sum_fn(t: DType) -> String {
+    let e = match t {
+        DType::F16 => "f32(f16(a + b))",
+        DType::U8 => "(a + b) & 255u",
+        DType::Bool => "a || b",
+        _ => "a + b",
+    };
+    format!("fn ff_sum(a: T, b: T) -> T {{ return {e}; }}\n")
+}
+
+/// `(nnz, cols)` of COO indices, with `cols` checked against the dense rank when given.
+fn coo(op: &'static str, indices: &Tensor, rank: Option<usize>) -> Result<(usize, usize)> {
+    let (nnz, cols) = match indices.shape().dims() {
+        &[nnz, cols] if rank.is_none_or(|r| r == cols) => (nnz, cols),
+        _ => return Err(Error::shape(op, "indices of shape [nnz, rank]", format!("shape {}", indices.shape()))),
+    };
+    if nnz > MAX_NNZ {
+        return Err(super::unsupported(
+            op,
+            format!("{nnz} entries are more than the GPU sparse kernels take ({MAX_NNZ}): run this op on the CPU"),
+        ));
+    }
+    Ok((nnz, cols))
+}
+
+// ---- status: index checks -----------------------------------------------------------------
+
+/// What the status kernel checks per entry.
+#[derive(Clone, Copy)]
+enum Checks {
+    /// Bounds only (`SparseToDense`).
+    Bounds = 0,
+    /// Bounds, then order against the entry before (`SparseValidate`).
+    Canonical = 1,
+    /// Bounds, and whether rows are sorted (`SparseMatMul`: `UNSORTED` when not).
+    Rows = 2,
+}
+
+/// Records the index check: one status word per entry (`entry * 4 + problem`, `UNSORTED`
+/// or `OK`; problems 0 out of bounds, 1 repeated, 2 out of order), reduced to their
+/// minimum, i.e. the first bad entry. Returns the one-element status tensor (read it with
+/// `read_status` after recording the rest of the op).
+fn status(
+    ctx: &Arc<Ctx>,
+    op: &'static str,
+    indices: &Tensor,
+    (nnz, cols): (usize, usize),
+    dims: &[usize],
+    checks: Checks,
+) -> Result<Tensor> {
+    let body = r#"    if (i >= p[0]) { return; }
+    let cols = p[1];
+    let mode = p[2];
+    var code = 0x7fffffffu;
+    if (!in_bounds(i, cols, 3u)) {
+        code = i * 4u;
+    } else if (mode == 1u && i > 0u) {
+        let c = cmp_rows(i - 1u, i, cols, cols);
+        if (c > 0) { code = i * 4u + 2u; } else if (c == 0) { code = i * 4u + 1u; }
+    } else if (mode == 2u && i > 0u) {
+        if (cmp_rows(i - 1u, i, 1u, cols) > 0) { code = 0x7ffffffeu; }
+    }
+    out[i] = code;"#;
+    let src = format!("{}{ROWS}{}", bindings(&[("ix", "u32")], "u32"), main_fn(body));
+    let codes = scratch(ctx, op, nnz)?;
+    let mut params = vec![nnz as u32, cols as u32, checks as u32];
+    params.extend(dim_words(dims));
+    run(ctx, op, &src, &[buf(op, indices)?], &codes.buffer, &params, nnz)?;
+    let codes = storage::tensor(codes, Shape::new(&[nnz]), DType::I32);
+    kernels::reduce(ctx, &codes, ReduceOp::Min, &[0], &Shape::scalar())
+}
+
+/// The status word (one counted 4-byte read-back: the sync point).
+fn read_status(ctx: &Arc<Ctx>, op: &'static str, status: &Tensor) -> Result<u32> {
+    read_word(ctx, op, buf(op, status)?, 0)
+}
+
+/// Word `at` of `buffer` on the host (one counted 4-byte transfer).
+fn read_word(ctx: &Arc<Ctx>, op: &'static str, buffer: &wgpu::Buffer, at: usize) -> Result<u32> {
+    let w = storage::read_words(ctx, op, buffer, at as u64 * 4, 4)?;
+    w.first().copied().ok_or_else(|| Error::invalid(op, "internal: an empty read-back"))
+}
+
+/// The `InvalidSparseIndices` error of status `code`, as the CPU words it: the entry's
+/// index and, for an order problem, the index before it, read back (one small transfer).
+fn status_error(ctx: &Arc<Ctx>, op: &'static str, indices: &Tensor, cols: usize, code: u32, dense: &Shape) -> Error {
+    let e = (code / 4) as usize;
+    let problem = match code % 4 {
+        0 => SparseIndexProblem::OutOfBounds,
+        1 => SparseIndexProblem::Repeated,
+        _ => SparseIndexProblem::OutOfOrder,
+    };
+    let first = if problem == SparseIndexProblem::OutOfBounds { e } else { e.saturating_sub(1) };
+    let rows = match buf(op, indices)
+        .and_then(|b| storage::read_words(ctx, op, b, (first * cols * 8) as u64, ((e + 1 - first) * cols * 8) as u64))
+    {
+        Ok(w) => w.chunks_exact(2).map(|p| (p[0] as u64 | (p[1] as u64) << 32) as i64).collect::<Vec<i64>>(),
+        Err(err) => return err,
+    };
+    let (prev, row) = rows.split_at(((e - first) * cols).min(rows.len()));
+    let bound = match problem {
+        SparseIndexProblem::OutOfBounds => dense.to_string(),
+        _ => crate::sparse::kernels::index_text(prev),
+    };
+    crate::sparse::kernels::bad(op, problem, e, row, bound)
+}
+
+// ---- sort ---------------------------------------------------------------------------------
+
+/// The entry numbers in the stable order of their indices' first `kc` columns: a bitonic
+/// sort over the next power of two (padded with a sentinel that sorts last), all passes in
+/// one encoder. The first `nnz` words of the result are the permutation.
+fn sort(
+    ctx: &Arc<Ctx>,
+    op: &'static str,
+    indices: &Tensor,
+    (nnz, cols): (usize, usize),
+    kc: usize,
+) -> Result<GpuStorage> {
+    let padded = nnz.next_power_of_two();
+    let perm = scratch(ctx, op, padded)?;
+    let init = format!(
+        "{}{}",
+        bindings(&[], "u32"),
+        main_fn("    if (i >= p[0]) { return; }\n    out[i] = select(0xffffffffu, i, i < p[1]);")
+    );
+    run(ctx, op, &init, &[], &perm.buffer, &[padded as u32, nnz as u32], padded)?;
+    let pass = format!(
+        "{}{ROWS}{}",
+        bindings(&[("ix", "u32")], "u32"),
+        main_fn(
+            r#"    if (i >= p[0]) { return; }
+    let j = p[1];
+    let k = p[2];
+    let kc = p[3];
+    let cols = p[4];
+    let a = (i / j) * 2u * j + i % j;
+    let b = a + j;
+    let x = out[a];
+    let y = out[b];
+    if (select(before(x, y, kc, cols), before(y, x, kc, cols), (a & k) == 0u)) { out[a] = y; out[b] = x; }"#
+        )
+    );
+    let ix = buf(op, indices)?;
+    unflushed(|| {
+        let mut k = 2;
+        while k <= padded {
+            let mut j = k / 2;
+            while j > 0 {
+                let params = [(padded / 2) as u32, j as u32, k as u32, kc as u32, cols as u32];
+                run(ctx, op, &pass, &[ix], &perm.buffer, &params, padded / 2)?;
+                j /= 2;
+            }
+            k *= 2;
+        }
+        Ok(perm)
+    })
+}
+
+// ---- scan ---------------------------------------------------------------------------------
+
+/// The regions of a scan over `n` words: (offset, length) of the values, then of each
+/// level of block sums up to a single block.
+fn scan_levels(n: usize) -> Vec<(usize, usize)> {
+    let mut levels = vec![(0, n)];
+    while let Some(&(o, s)) = levels.last().filter(|l| l.1 > 1) {
+        levels.push((o + s, s.div_ceil(WG as usize)));
+    }
+    levels
+}
+
+/// A scratch buffer for a scan over `n` words (the values first).
+fn scan_scratch(ctx: &Arc<Ctx>, op: &'static str, n: usize) -> Result<GpuStorage> {
+    let total = scan_levels(n).last().map_or(n, |&(o, s)| o + s);
+    scratch(ctx, op, total)
+}
+
+/// The inclusive prefix sum of the first `n` words of `work` (made by `scan_scratch`), in
+/// place: each block of 256 scanned in workgroup memory, its total stored one level up;
+/// the levels scanned the same way; then each block adds the total of the blocks before it.
+fn scan(ctx: &Arc<Ctx>, op: &'static str, work: &GpuStorage, n: usize) -> Result<()> {
+    let block = format!(
+        "{}var<workgroup> sh: array<u32, {WG}>;\n{}",
+        bindings(&[], "u32"),
+        main_fn(&format!(
+            r#"    let n = p[0];
+    let off = p[1];
+    let blk = wg.x + wg.y * nwg.x;
+    var v = 0u;
+    if (i < n) {{ v = out[off + i]; }}
+    sh[li] = v;
+    workgroupBarrier();
+    for (var s = 1u; s < {WG}u; s = s << 1u) {{
+        var add = 0u;
+        if (li >= s) {{ add = sh[li - s]; }}
+        workgroupBarrier();
+        sh[li] = sh[li] + add;
+        workgroupBarrier();
+    }}
+    if (i < n) {{ out[off + i] = sh[li]; }}
+    if (li == {last}u && blk < (n + {last}u) / {WG}u) {{ out[p[2] + blk] = sh[li]; }}"#,
+            last = WG - 1
+        ))
+    );
+    let add = format!(
+        "{}{}",
+        bindings(&[], "u32"),
+        main_fn(&format!(
+            "    if (i >= p[0]) {{ return; }}\n    let blk = i / {WG}u;\n    if (blk > 0u) {{ out[p[1] + i] = out[p[1] + i] + out[p[2] + blk - 1u]; }}"
+        ))
+    );
+    let levels = scan_levels(n);
+    for w in levels.windows(2) {
+        let ((o, s), (up, _)) = (w[0], w[1]);
+        run(ctx, op, &block, &[], &work.buffer, &[s as u32, o as u32, up as u32], s)?;
+    }
+    for w in levels.windows(2).rev() {
+        let ((o, s), (up, _)) = (w[0], w[1]);
+        if s > WG as usize {
+            run(ctx, op, &add, &[], &work.buffer, &[s as u32, o as u32, up as u32], s)?;
+        }
+    }
+    Ok(())
+}
+
+// ---- the ops ------------------------------------------------------------------------------
+
+/// `SparseValidate`: the first entry out of bounds, repeated or out of order is the error
+/// (as on the CPU); otherwise the same indices.
+fn validate(ctx: &Arc<Ctx>, indices: &Tensor, dense: &Shape) -> Result<Tensor> {
+    const OP: &str = "SparseTensor::new";
+    let (nnz, cols) = coo(OP, indices, Some(dense.rank()))?;
+    if nnz > 0 {
+        let s = status(ctx, OP, indices, (nnz, cols), dense.dims(), Checks::Canonical)?;
+        let code = read_status(ctx, OP, &s)?;
+        if code != OK {
+            return Err(status_error(ctx, OP, indices, cols, code, dense));
+        }
+    }
+    Ok(indices.clone())
+}
+
+/// `SparseToDense`: the default everywhere (a parameter or a GPU scalar), then per run of
+/// equal indices in sorted order one thread adds the run's values from zero in entry order
+/// and stores the sum at its offset.
+fn to_dense(ctx: &Arc<Ctx>, indices: &Tensor, values: &Tensor, default: &Tensor, shape: &Shape) -> Result<Tensor> {
+    const OP: &str = "sparse::to_dense";
+    let (nnz, cols) = coo(OP, indices, Some(shape.rank()))?;
+    let t = values.dtype();
+    let fill = Ew { t, loads: vec![], lines: vec![], result: "r0".into(), out: t, helpers: String::new() };
+    let out = kernels::run_ew(ctx, OP, fill, &[default], shape)?;
+    if nnz == 0 {
+        return Ok(out);
+    }
+    let zero = if t == DType::Bool { "false" } else { "T(0)" };
+    let body = format!(
+        r#"    let nnz = p[0];
+    if (i >= nnz) {{ return; }}
+    let cols = p[1];
+    let e = perm[i];
+    if (i > 0u && cmp_rows(perm[i - 1u], e, cols, cols) == 0) {{ return; }}
+    if (!in_bounds(e, cols, 2u)) {{ return; }}
+    var off = 0u;
+    for (var d = 0u; d < cols; d = d + 1u) {{ off = off + ix[2u * (e * cols + d)] * p[2u + 2u * cols + d]; }}
+    var acc: T = {zero};
+    var j = i;
+    loop {{
+        if (j >= nnz) {{ break; }}
+        let f = perm[j];
+        if (j > i && cmp_rows(perm[j - 1u], f, cols, cols) != 0) {{ break; }}
+        acc = ff_sum(acc, {ld});
+        j = j + 1u;
+    }}
+    out[off] = {st};"#,
+        ld = load(t, "vals[f]"),
+        st = store(t, "acc"),
+    );
+    let src = format!(
+        "{}{}{}{}{ROWS}{}",
+        enables(&[t]),
+        prelude(t),
+        sum_fn(t),
+        bindings(&[("ix", "u32"), ("vals", elem(t)), ("perm", "u32")], elem(t)),
+        main_fn(&body)
+    );
+    let mut params = vec![nnz as u32, cols as u32];
+    params.extend(dim_words(shape.dims()));
+    params.extend(shape.strides().iter().map(|&s| s as u32));
+    let target = out.gpu_storage().map(|g| &g.buffer).ok_or_else(|| Error::invalid(OP, "internal: no GPU output"))?;
+    unflushed(|| {
+        let s = status(ctx, OP, indices, (nnz, cols), shape.dims(), Checks::Bounds)?;
+        let perm = sort(ctx, OP, indices, (nnz, cols), cols)?;
+        let ins = [buf(OP, indices)?, buf(OP, values)?, &perm.buffer];
+        run(ctx, OP, &src, &ins, target, &params, nnz)?;
+        let code = read_status(ctx, OP, &s)?;
+        if code != OK {
+            return Err(status_error(ctx, OP, indices, cols, code, shape));
+        }
+        Ok(out.clone())
+    })
+}
+
+/// `SparseMatMul`: one thread per output element walks its row's entries (found by a binary
+/// search per row) and adds `value * b[col, c]` in entry order. Rows that are not sorted
+/// (the status says so) are sorted first, stably by row.
+fn matmul(
+    ctx: &Arc<Ctx>,
+    indices: &Tensor,
+    values: &Tensor,
+    b: &Tensor,
+    dense: &Shape,
+    shape: &Shape,
+) -> Result<Tensor> {
+    const OP: &str = "sparse::matmul";
+    let (nnz, cols) = coo(OP, indices, Some(2))?;
+    let (m, n) = match shape.dims() {
+        &[m, n] if dense.rank() == 2 && b.rank() == 2 => (m, n),
+        _ => return Err(Error::shape(OP, "a [m, k] sparse and a [k, n] dense operand", format!("{}", b.shape()))),
+    };
+    let t = values.dtype();
+    let out = storage::alloc(ctx, OP, t, m * n)?;
+    let mut sorted = true;
+    if nnz > 0 {
+        let s = status(ctx, OP, indices, (nnz, cols), dense.dims(), Checks::Rows)?;
+        match read_status(ctx, OP, &s)? {
+            OK => {}
+            UNSORTED => sorted = false,
+            code => return Err(status_error(ctx, OP, indices, cols, code, dense)),
+        }
+    }
+    if m * n > 0 {
+        // The sorted view: entry `at(q)` is the q-th in row order.
+        let at = if sorted { "q" } else { "perm[q]" };
+        let at_fn = format!("fn at(q: u32) -> u32 {{ return {at}; }}\n");
+        let mut ins: Vec<(&str, &str)> = vec![("ix", "u32")];
+        if !sorted {
+            ins.push(("perm", "u32"));
+        }
+        let row_ptr = format!(
+            "{}{at_fn}{}",
+            bindings(&ins, "u32"),
+            main_fn(
+                r#"    if (i >= p[0]) { return; }
+    var lo = 0u;
+    var hi = p[1];
+    loop {
+        if (lo >= hi) { break; }
+        let mid = lo + (hi - lo) / 2u;
+        if (ix[4u * at(mid)] < i) { lo = mid + 1u; } else { hi = mid; }
+    }
+    out[i] = lo;"#
+            )
+        );
+        let fin = if t == DType::U8 { "acc & 255u" } else { "acc" };
+        let mut mm_ins: Vec<(&str, &str)> = vec![("ix", "u32"), ("vals", elem(t)), ("bm", elem(t)), ("rp", "u32")];
+        if !sorted {
+            mm_ins.push(("perm", "u32"));
+        }
+        let body = format!(
+            r#"    if (i >= p[0]) {{ return; }}
+    let n = p[1];
+    let r = i / n;
+    let c = i % n;
+    var acc = T(0);
+    for (var q = rp[r]; q < rp[r + 1u]; q = q + 1u) {{
+        let e = at(q);
+        acc = acc + {v} * {bv};
+    }}
+    out[i] = {st};"#,
+            v = load(t, "vals[e]"),
+            bv = load(t, "bm[ix[4u * e + 2u] * n + c]"),
+            st = store(t, fin),
+        );
+        let mm = format!("{}{}{}{at_fn}{}", enables(&[t]), prelude(t), bindings(&mm_ins, elem(t)), main_fn(&body));
+        unflushed(|| {
+            let perm = if sorted { None } else { Some(sort(ctx, OP, indices, (nnz, cols), 1)?) };
+            let rp = scratch(ctx, OP, m + 1)?;
+            let ix = buf(OP, indices)?;
+            let mut a: Vec<&wgpu::Buffer> = vec![ix];
+            a.extend(perm.as_ref().map(|p| &p.buffer));
+            run(ctx, OP, &row_ptr, &a, &rp.buffer, &[(m + 1) as u32, nnz as u32], m + 1)?;
+            let mut a: Vec<&wgpu::Buffer> = vec![ix, buf(OP, values)?, buf(OP, b)?, &rp.buffer];
+            a.extend(perm.as_ref().map(|p| &p.buffer));
+            run(ctx, OP, &mm, &a, &out.buffer, &[(m * n) as u32, n as u32], m * n)
+        })?;
+    }
+    Ok(storage::tensor(out, shape.clone(), t))
+}
+
+/// `SparseReorder`: the sorting permutation as i64 (no sync: nothing to read back).
+fn reorder(ctx: &Arc<Ctx>, indices: &Tensor) -> Result<Tensor> {
+    const OP: &str = "sparse::reorder";
+    let (nnz, cols) = coo(OP, indices, None)?;
+    let out = storage::alloc(ctx, OP, DType::I64, nnz)?;
+    if nnz > 0 {
+        let widen = format!(
+            "{}{}",
+            bindings(&[("perm", "u32")], "u32"),
+            main_fn("    if (i >= p[0]) { return; }\n    out[2u * i] = perm[i];\n    out[2u * i + 1u] = 0u;")
+        );
+        unflushed(|| {
+            let perm = sort(ctx, OP, indices, (nnz, cols), cols)?;
+            run(ctx, OP, &widen, &[&perm.buffer], &out.buffer, &[nnz as u32], nnz)
+        })?;
+    }
+    Ok(storage::tensor(out, Shape::new(&[nnz]), DType::I64))
+}
+
+/// The entries sorted and numbered by group, for `unique` and `segment_sum` (which must
+/// agree on the groups): `(perm, work, groups)`, where `work[q]` is the 1-based group of
+/// sorted position `q` (the scan of the group starts) and `groups` was read back.
+fn grouped(
+    ctx: &Arc<Ctx>,
+    op: &'static str,
+    indices: &Tensor,
+    (nnz, cols): (usize, usize),
+) -> Result<(GpuStorage, GpuStorage, usize)> {
+    let starts = format!(
+        "{}{ROWS}{}",
+        bindings(&[("ix", "u32"), ("perm", "u32")], "u32"),
+        main_fn(
+            r#"    if (i >= p[0]) { return; }
+    let cols = p[1];
+    var start = 1u;
+    if (i > 0u && cmp_rows(perm[i - 1u], perm[i], cols, cols) == 0) { start = 0u; }
+    out[i] = start;"#
+        )
+    );
+    unflushed(|| {
+        let perm = sort(ctx, op, indices, (nnz, cols), cols)?;
+        let work = scan_scratch(ctx, op, nnz)?;
+        run(ctx, op, &starts, &[buf(op, indices)?, &perm.buffer], &work.buffer, &[nnz as u32, cols as u32], nnz)?;
+        scan(ctx, op, &work, nnz)?;
+        let count = read_word(ctx, op, &work.buffer, nnz - 1)? as usize;
+        Ok((perm, work, count))
+    })
+}
+
+/// `SparseUnique`: the first index of each group, in sorted order, i64 `[groups, rank]`.
+fn unique(ctx: &Arc<Ctx>, indices: &Tensor) -> Result<Tensor> {
+    const OP: &str = "sparse::unique";
+    let (nnz, cols) = coo(OP, indices, None)?;
+    if nnz == 0 {
+        return Ok(storage::tensor(storage::alloc(ctx, OP, DType::I64, 0)?, Shape::new(&[0, cols]), DType::I64));
+    }
+    let (perm, work, count) = grouped(ctx, OP, indices, (nnz, cols))?;
+    let out = storage::alloc(ctx, OP, DType::I64, count * cols)?;
+    let src = format!(
+        "{}{}",
+        bindings(&[("ix", "u32"), ("perm", "u32"), ("work", "u32")], "u32"),
+        main_fn(
+            r#"    if (i >= p[0]) { return; }
+    if (i > 0u && work[i] == work[i - 1u]) { return; }
+    let cols = p[1];
+    let r = work[i] - 1u;
+    let e = perm[i];
+    for (var d = 0u; d < cols; d = d + 1u) {
+        out[2u * (r * cols + d)] = ix[2u * (e * cols + d)];
+        out[2u * (r * cols + d) + 1u] = ix[2u * (e * cols + d) + 1u];
+    }"#
+        )
+    );
+    if cols > 0 {
+        let ins = [buf(OP, indices)?, &perm.buffer, &work.buffer];
+        run(ctx, OP, &src, &ins, &out.buffer, &[nnz as u32, cols as u32], nnz)?;
+    }
+    Ok(storage::tensor(out, Shape::new(&[count, cols]), DType::I64))
+}
+
+/// `SparseSegmentSum`: per group (in `unique`'s order) one thread adds its values in entry
+/// order, starting from the first, as the CPU does.
+fn segment_sum(ctx: &Arc<Ctx>, indices: &Tensor, values: &Tensor) -> Result<Tensor> {
+    const OP: &str = "sparse::segment_sum";
+    let (nnz, cols) = coo(OP, indices, None)?;
+    let t = values.dtype();
+    if nnz == 0 {
+        return Ok(storage::tensor(storage::alloc(ctx, OP, t, 0)?, Shape::new(&[0]), t));
+    }
+    let (perm, work, count) = grouped(ctx, OP, indices, (nnz, cols))?;
+    let out = storage::alloc(ctx, OP, t, count)?;
+    let body = format!(
+        r#"    let nnz = p[0];
+    if (i >= nnz) {{ return; }}
+    if (i > 0u && work[i] == work[i - 1u]) {{ return; }}
+    var acc: T = {first};
+    var j = i + 1u;
+    loop {{
+        if (j >= nnz) {{ break; }}
+        if (work[j] != work[j - 1u]) {{ break; }}
+        acc = ff_sum(acc, {next});
+        j = j + 1u;
+    }}
+    out[work[i] - 1u] = {st};"#,
+        first = load(t, "vals[perm[i]]"),
+        next = load(t, "vals[perm[j]]"),
+        st = store(t, "acc"),
+    );
+    let src = format!(
+        "{}{}{}{}{}",
+        enables(&[t]),
+        prelude(t),
+        sum_fn(t),
+        bindings(&[("vals", elem(t)), ("perm", "u32"), ("work", "u32")], elem(t)),
+        main_fn(&body)
+    );
+    run(ctx, OP, &src, &[buf(OP, values)?, &perm.buffer, &work.buffer], &out.buffer, &[nnz as u32], nnz)?;
+    Ok(storage::tensor(out, Shape::new(&[count]), t))
+}
+
+/// `NonZero`: a flag per element (from its bits: NaN counts, -0.0 does not), their scan,
+/// the count read back, then each flagged element writes its coordinates at its rank.
+fn nonzero(ctx: &Arc<Ctx>, x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "sparse::nonzero";
+    let (n, rank, t) = (x.num_elements(), x.rank(), x.dtype());
+    if n == 0 {
+        return Ok(storage::tensor(storage::alloc(ctx, OP, DType::I64, 0)?, Shape::new(&[0, rank]), DType::I64));
+    }
+    let nz = match t {
+        DType::F32 => "(x[i] & 0x7fffffffu) != 0u",
+        DType::I32 | DType::U8 | DType::Bool => "x[i] != 0u",
+        DType::F16 => "((x[i / 2u] >> ((i % 2u) * 16u)) & 0x7fffu) != 0u",
+        DType::F64 => "((x[2u * i + 1u] & 0x7fffffffu) | x[2u * i]) != 0u",
+        DType::I64 => "(x[2u * i + 1u] | x[2u * i]) != 0u",
+        DType::BF16 => return Err(storage::dtype_unsupported(OP, t)),
+    };
+    let flags = format!(
+        "{}{}",
+        bindings(&[("x", "u32")], "u32"),
+        main_fn(&format!("    if (i >= p[0]) {{ return; }}\n    out[i] = select(0u, 1u, {nz});"))
+    );
+    let work = scan_scratch(ctx, OP, n)?;
+    let count = unflushed(|| {
+        run(ctx, OP, &flags, &[buf(OP, x)?], &work.buffer, &[n as u32], n)?;
+        scan(ctx, OP, &work, n)?;
+        read_word(ctx, OP, &work.buffer, n - 1)
+    })? as usize;
+    let out = storage::alloc(ctx, OP, DType::I64, count * rank)?;
+    if count * rank > 0 {
+        let src = format!(
+            "{}{}",
+            bindings(&[("work", "u32")], "u32"),
+            main_fn(
+                r#"    if (i >= p[0]) { return; }
+    var prev = 0u;
+    if (i > 0u) { prev = work[i - 1u]; }
+    if (work[i] == prev) { return; }
+    let rank = p[1];
+    let r = work[i] - 1u;
+    var rem = i;
+    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {
+        let dim = p[2u + u32(d)];
+        out[2u * (r * rank + u32(d))] = rem % dim;
+        out[2u * (r * rank + u32(d)) + 1u] = 0u;
+        rem = rem / dim;
+    }"#
+            )
+        );
+        let mut params = vec![n as u32, rank as u32];
+        params.extend(x.shape().iter().map(|&d| d as u32));
+        run(ctx, OP, &src, &[&work.buffer], &out.buffer, &params, n)?;
+    }
+    Ok(storage::tensor(out, Shape::new(&[count, rank]), DType::I64))
+}
