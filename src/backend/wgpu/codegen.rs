@@ -97,6 +97,45 @@ pub(crate) fn f64_binary(b: BinaryOp) -> bool {
     b != BinaryOp::Pow
 }
 
+/// The integer helpers of a signed type: `$T` the WGSL type, `$s` its literal suffix, `$E`
+/// the exponent (`b >= 0`) as u32 (the CPU saturates an i64 exponent at u32::MAX). Division
+/// by zero gives 0 and floor division rounds toward -inf, as on the CPU; a negative
+/// exponent keeps only 1 and -1.
+fn signed_helpers(ty: &str, suffix: &str, exponent: &str) -> String {
+    r#"
+fn ff_isnan(x: $T) -> bool { return false; }
+fn ff_max(a: $T, b: $T) -> $T { return max(a, b); }
+fn ff_min(a: $T, b: $T) -> $T { return min(a, b); }
+fn ff_floor_div(a: $T, b: $T) -> $T {
+    if (b == 0$s) { return 0$s; }
+    if (b == -1$s) { return 0$s - a; }
+    let q = a / b;
+    if ((a % b != 0$s) && ((a < 0$s) != (b < 0$s))) { return q - 1$s; }
+    return q;
+}
+fn ff_pow(a: $T, b: $T) -> $T {
+    if (b < 0$s) {
+        if (a == 1$s) { return 1$s; }
+        if (a == -1$s) { if (b % 2$s == 0$s) { return 1$s; } return a; }
+        return 0$s;
+    }
+    var e = u32($E);
+    var base = a;
+    var r = 1$s;
+    loop {
+        if (e == 0u) { break; }
+        if ((e & 1u) == 1u) { r = r * base; }
+        base = base * base;
+        e = e >> 1u;
+    }
+    return r;
+}
+"#
+    .replace("$T", ty)
+    .replace("$s", suffix)
+    .replace("$E", exponent)
+}
+
 /// `alias T` and the `ff_*` helpers the op tables call, for operand dtype `t`.
 pub(crate) fn prelude(t: DType) -> String {
     let mut s = format!("alias T = {};\n", ty(t));
@@ -144,37 +183,7 @@ fn ff_pow(a: f32, b: f32) -> f32 {
 }
 "#,
         ),
-        DType::I32 => s.push_str(
-            r#"
-fn ff_isnan(x: i32) -> bool { return false; }
-fn ff_max(a: i32, b: i32) -> i32 { return max(a, b); }
-fn ff_min(a: i32, b: i32) -> i32 { return min(a, b); }
-fn ff_floor_div(a: i32, b: i32) -> i32 {
-    if (b == 0) { return 0; }
-    if (b == -1) { return 0 - a; }
-    let q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0))) { return q - 1; }
-    return q;
-}
-fn ff_pow(a: i32, b: i32) -> i32 {
-    if (b < 0) {
-        if (a == 1) { return 1; }
-        if (a == -1) { if (b % 2 == 0) { return 1; } return a; }
-        return 0;
-    }
-    var e = u32(b);
-    var base = a;
-    var r = 1;
-    loop {
-        if (e == 0u) { break; }
-        if ((e & 1u) == 1u) { r = r * base; }
-        base = base * base;
-        e = e >> 1u;
-    }
-    return r;
-}
-"#,
-        ),
+        DType::I32 => s.push_str(&signed_helpers("i32", "", "b")),
         DType::F64 => s.push_str(
             r#"
 // No transcendental here: SPIR-V has none for 64-bit floats (see `f64_unary`).
@@ -184,38 +193,7 @@ fn ff_min(a: f64, b: f64) -> f64 { if (a < b || ff_isnan(a)) { return a; } retur
 fn ff_floor_div(a: f64, b: f64) -> f64 { return floor(a / b); }
 "#,
         ),
-        DType::I64 => s.push_str(
-            r#"
-fn ff_isnan(x: i64) -> bool { return false; }
-fn ff_max(a: i64, b: i64) -> i64 { return max(a, b); }
-fn ff_min(a: i64, b: i64) -> i64 { return min(a, b); }
-fn ff_floor_div(a: i64, b: i64) -> i64 {
-    if (b == 0li) { return 0li; }
-    if (b == -1li) { return 0li - a; }
-    let q = a / b;
-    if ((a % b != 0li) && ((a < 0li) != (b < 0li))) { return q - 1li; }
-    return q;
-}
-fn ff_pow(a: i64, b: i64) -> i64 {
-    if (b < 0li) {
-        if (a == 1li) { return 1li; }
-        if (a == -1li) { if (b % 2li == 0li) { return 1li; } return a; }
-        return 0li;
-    }
-    // The CPU saturates the exponent at u32::MAX.
-    var e = u32(min(b, 4294967295li));
-    var base = a;
-    var r = 1li;
-    loop {
-        if (e == 0u) { break; }
-        if ((e & 1u) == 1u) { r = r * base; }
-        base = base * base;
-        e = e >> 1u;
-    }
-    return r;
-}
-"#,
-        ),
+        DType::I64 => s.push_str(&signed_helpers("i64", "li", "min(b, 4294967295li)")),
         DType::U8 => s.push_str(
             r#"
 fn ff_isnan(x: u32) -> bool { return false; }
