@@ -36,8 +36,16 @@ fn a_live_read_keeps_its_values() -> ff::Result<()> {
 
 #[test]
 fn a_traced_update_is_in_place_and_matches_eager() -> ff::Result<()> {
+    // 8 columns: the thin-product kernel; 40: the wide one (`gemm`).
+    for cols in [8, 40] {
+        traced_update_is_in_place_and_matches_eager(cols)?;
+    }
+    Ok(())
+}
+
+fn traced_update_is_in_place_and_matches_eager(cols: usize) -> ff::Result<()> {
     let x = ff::random::normal(&[64, 32], ff::DType::F32, Some(3))?;
-    let mk = || ff::Variable::new(ff::random::normal(&[32, 8], ff::DType::F32, Some(4)).unwrap()).unwrap();
+    let mk = || ff::Variable::new(ff::random::normal(&[32, cols], ff::DType::F32, Some(4)).unwrap()).unwrap();
     let (eager, traced) = (mk(), mk());
     let step = |v: &ff::Variable, x: &ff::Tensor| -> ff::Result<ff::Tensor> {
         let y = x.matmul(v.value())?;

@@ -412,7 +412,7 @@ fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, off
     // Columns unless the product is tall (see the module docs): 1024², quiet, 4.47 ms by
     // columns against 4.67 ms by rows.
     // Blocks of at least MIN_BLOCK rows or columns (see `flags_are_exact`).
-    let by_rows = m > 2 * n && std::env::var_os("FF_COLS").is_none();
+    let by_rows = m > 2 * n;
     let (h, w) = if by_rows {
         (m.div_ceil(split).max(MIN_BLOCK), n)
     } else {
@@ -813,6 +813,9 @@ mod tests {
             (35, 8000, 17),
             (3001, 150, 10),
             (9, 1, 2),
+            // The MLP step's forward and weight gradient (split by columns and by rows).
+            (128, 784, 256),
+            (784, 128, 256),
         ];
         for (m, k, n) in mkn {
             assert!(flags_are_exact(m, k, n), "{m}x{k}x{n}");
