@@ -133,7 +133,7 @@ impl<'a, T: Copy> Load<'a, T> {
 }
 
 /// One instruction over whole chunks.
-trait Kernels: FloatK {
+trait Kernels: FloatK + super::matmul::Gemm {
     fn unary(op: UnaryOp, x: &[Self], o: &mut [Self]);
     fn binary(op: BinaryOp, a: &[Self], b: &[Self], o: &mut [Self]);
 }
@@ -312,8 +312,25 @@ fn run_t<T: Kernels>(f: &Fusion, inputs: &[&Tensor], shape: Shape, reuse: Option
             let (a, b) = (inputs[0], inputs[1]);
             let op = crate::op::PrimOp::MatMul { transpose_a: *transpose_a, transpose_b: *transpose_b };
             let (mm_shape, _) = crate::op::infer::infer(&op, &[a, b])?;
-            let mm = super::matmul::matmul(a, b, *transpose_a, *transpose_b, mm_shape)?;
             let n = shape.num_elements();
+            if mm_shape == shape {
+                // The epilogue runs on each block of the product as its thread finishes it
+                // (in cache, and in parallel when the product is split).
+                let mut loads = vec![Load::Out];
+                for t in &inputs[2..] {
+                    loads.push(Load::new(t.host_slice::<T>(name)?, t.shape(), &shape));
+                }
+                let n_regs = f.n_loads + f.program.len();
+                let epi = |start: usize, run: &mut [T], regs: &mut Vec<T>| {
+                    let w = CHUNK.min(run.len()).max(1);
+                    regs.resize(regs.len().max(n_regs * w), T::default());
+                    for (c, o) in run.chunks_mut(CHUNK).enumerate() {
+                        eval_chunk(f, &loads, start + c * CHUNK, o, regs, w, false);
+                    }
+                };
+                return super::matmul::matmul_epilogue(a, b, *transpose_a, *transpose_b, shape, &epi);
+            }
+            let mm = super::matmul::matmul(a, b, *transpose_a, *transpose_b, mm_shape)?;
             // The epilogue runs over the product's own buffer; only when unknown dims made
             // the epilogue broadcast the product does it get a buffer of its own.
             let (mut out, mm) = match take_buffer::<T>(mm, n) {

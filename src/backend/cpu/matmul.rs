@@ -113,7 +113,7 @@ fn batch_offsets(a: &Shape, b: &Shape, out: &Shape) -> Vec<(usize, usize)> {
         .collect()
 }
 
-trait Gemm: Element + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
+pub(crate) trait Gemm: Element + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
     /// `self * b + c` with one rounding.
     fn mul_add(self, b: Self, c: Self) -> Self;
 
@@ -393,13 +393,29 @@ fn float_mm<T: Gemm>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]
         out.fill(T::default());
         return out;
     }
-    float_mm_into(&mut out, x, y, ma, mb, offs, None);
+    float_mm_into(&mut out, x, y, ma, mb, offs, None, None);
     out
 }
 
+/// A fused epilogue, run over each finished block of a product's output by the thread that
+/// computed it, while the block is in cache: called with a contiguous run of the output,
+/// the run's flat offset in the output, and scratch space the epilogue may keep between
+/// calls.
+pub(crate) type Epilogue<'a, T> = &'a (dyn Fn(usize, &mut [T], &mut Vec<T>) + Sync);
+
 /// The products into `out` (`nb` m×n matrices): written, or with `acc = Some(beta)` added
-/// as `out += beta · a · b`.
-fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)], acc: Option<T>) {
+/// as `out += beta · a · b`; then `epi`, if any, over each block.
+#[allow(clippy::too_many_arguments)]
+fn float_mm_into<T: Gemm>(
+    out: &mut [T],
+    x: &[T],
+    y: &[T],
+    ma: Mat,
+    mb: Mat,
+    offs: &[(usize, usize)],
+    acc: Option<T>,
+    epi: Option<Epilogue<'_, T>>,
+) {
     let (m, k, n, nb) = (ma.rows, ma.cols, mb.cols, offs.len());
     if m * n == 0 || k == 0 {
         return;
@@ -450,6 +466,22 @@ fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, off
                 T::gemm(rows, k, cols, a, ma.rs, ma.cs, b, mb.rs, mb.cs, c, n, acc)
             }
         }
+        if let Some(epi) = epi {
+            let mut scratch = Vec::new();
+            let at = bi * m * n + r0 * n + c0;
+            // SAFETY: as above, the runs lie inside this task's block, which no other task
+            // touches; the product above has finished writing them.
+            unsafe {
+                if cols == n {
+                    epi(at, std::slice::from_raw_parts_mut(base.get().add(at), rows * n), &mut scratch);
+                } else {
+                    for i in 0..rows {
+                        let at = at + i * n;
+                        epi(at, std::slice::from_raw_parts_mut(base.get().add(at), cols), &mut scratch);
+                    }
+                }
+            }
+        }
     };
     if threads > 1 && nb * macs >= PAR_MACS && nb * split > 1 {
         if rayon::current_thread_index().is_none() && nb * split == 2 {
@@ -467,6 +499,31 @@ fn float_mm_into<T: Gemm>(out: &mut [T], x: &[T], y: &[T], ma: Mat, mb: Mat, off
     } else {
         (0..nb * split).for_each(task);
     }
+}
+
+/// A float product with a fused elementwise epilogue run block by block (see
+/// [`Epilogue`]): the epilogue must map each element of the product in place, whatever
+/// the runs it is handed.
+pub(crate) fn matmul_epilogue<T: Gemm>(
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    shape: Shape,
+    epi: Epilogue<'_, T>,
+) -> Result<Tensor> {
+    let (ma, mb) = (operand(a.shape(), ta), operand(b.shape(), tb));
+    let offs = batch_offsets(a.shape(), b.shape(), &shape);
+    let (x, y) = (a.host_slice::<T>("matmul")?, b.host_slice::<T>("matmul")?);
+    let mut out = alloc::<T>(offs.len() * ma.rows * mb.cols);
+    if ma.cols == 0 {
+        // No block runs: zeros (the pool may hand back a dirty buffer), then the epilogue.
+        out.fill(T::default());
+        epi(0, &mut out, &mut Vec::new());
+    } else {
+        float_mm_into(&mut out, x, y, ma, mb, &offs, None, Some(epi));
+    }
+    Ok(Tensor::from_vec_unchecked(out, shape))
 }
 
 /// `dst += beta · op(a) · op(b)` for 2-D f32/f64 operands, written over `dst`'s buffer (a
@@ -491,11 +548,11 @@ pub(crate) fn matmul_accumulate(
     match dst {
         Buffer::F32(d) if a.dtype() == DType::F32 && d.len() == ma.rows * mb.cols => {
             let (x, y) = (a.host_slice::<f32>("matmul")?, b.host_slice::<f32>("matmul")?);
-            float_mm_into(d, x, y, ma, mb, &offs, Some(beta as f32));
+            float_mm_into(d, x, y, ma, mb, &offs, Some(beta as f32), None);
         }
         Buffer::F64(d) if a.dtype() == DType::F64 && d.len() == ma.rows * mb.cols => {
             let (x, y) = (a.host_slice::<f64>("matmul")?, b.host_slice::<f64>("matmul")?);
-            float_mm_into(d, x, y, ma, mb, &offs, Some(beta));
+            float_mm_into(d, x, y, ma, mb, &offs, Some(beta), None);
         }
         _ => return Ok(false),
     }
@@ -576,7 +633,7 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
 mod tests {
     use half::f16;
 
-    use super::{MIN_BLOCK, cut, flags_are_exact};
+    use super::{MIN_BLOCK, cut, flags_are_exact, matmul_epilogue};
     use crate::dtype::Element;
     use crate::tensor::Tensor;
 
@@ -825,6 +882,36 @@ mod tests {
         // Single rows and columns (gemv) keep their transposes in the optimizer.
         for (m, k, n) in [(1, 300, 200), (200, 300, 1), (1, 5, 1)] {
             assert!(!flags_are_exact(m, k, n), "{m}x{k}x{n}");
+        }
+    }
+
+    #[test]
+    fn a_block_epilogue_maps_every_element_once() {
+        // Split by columns, by rows, batched, serial, thin and k = 0: the epilogue (+1 and a
+        // count of the elements it saw) must see each output element exactly once.
+        for (sa, sb) in [
+            (vec![128, 784], vec![784, 256]),
+            (vec![784, 128], vec![128, 256]),
+            (vec![3, 200, 110], vec![3, 110, 210]),
+            (vec![8, 64, 64], vec![8, 64, 64]),
+            (vec![17, 33], vec![33, 9]),
+            (vec![130, 256], vec![256, 10]),
+            (vec![5, 0], vec![0, 7]),
+        ] {
+            let a = Tensor::from_vec(floats(sa.iter().product(), 1).iter().map(|&v| v as f32).collect(), &sa).unwrap();
+            let b = Tensor::from_vec(floats(sb.iter().product(), 2).iter().map(|&v| v as f32).collect(), &sb).unwrap();
+            let want = crate::matmul(&a, &b).unwrap();
+            let seen = std::sync::atomic::AtomicUsize::new(0);
+            let epi = |_: usize, run: &mut [f32], _: &mut Vec<f32>| {
+                seen.fetch_add(run.len(), std::sync::atomic::Ordering::Relaxed);
+                run.iter_mut().for_each(|v| *v += 1.0);
+            };
+            let got = matmul_epilogue(&a, &b, false, false, want.shape().clone(), &epi).unwrap();
+            let (got, want) = (got.host_slice::<f32>("test").unwrap(), want.host_slice::<f32>("test").unwrap());
+            assert_eq!(seen.into_inner(), want.len(), "{sa:?} x {sb:?}");
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert_eq!(g.to_bits(), (w + 1.0).to_bits(), "{sa:?} x {sb:?}: element {i}");
+            }
         }
     }
 
