@@ -195,9 +195,11 @@ fn zero(dtype: DType) -> Tensor {
 }
 
 /// An i64 vector constant.
-fn i64s(v: Vec<i64>) -> Tensor {
+/// A small i64 index vector (which coordinates to keep), made on the device `like` lives
+/// on: an explicit copy to a GPU, so the op works under `DevicePolicy::Explicit`.
+fn i64s(v: Vec<i64>, like: &Tensor) -> Result<Tensor> {
     let n = v.len();
-    Tensor::from_vec_unchecked(v, Shape::new(&[n]))
+    Tensor::from_vec_unchecked(v, Shape::new(&[n])).to_device(like.device())
 }
 
 fn gather(x: &Tensor, idx: &Tensor, axis: usize, loc: Loc) -> Result<Tensor> {
@@ -447,7 +449,7 @@ fn reduce_sum_impl(sp: &SparseTensor, axes: Option<&[isize]>, keepdims: bool, lo
     let out = crate::op::infer::reduced_shape(&sp.shape, &axes, false);
     // Dropping the reduced coordinates maps each entry to its output element; the scatter
     // adds the entries that land on one element.
-    let kept = gather(&sp.indices, &i64s(kept), 1, loc)?;
+    let kept = gather(&sp.indices, &i64s(kept, &sp.indices).map_err(|e| e.at(loc))?, 1, loc)?;
     let dense = apply(PrimOp::SparseToDense(out), &[&kept, &sp.values, &zero(sp.dtype())], loc)?;
     if !keepdims {
         return Ok(dense);
@@ -500,7 +502,8 @@ fn transpose_impl(sp: &SparseTensor, perm: &[usize], loc: Loc) -> Result<SparseT
             location: Some(loc),
         });
     }
-    let indices = gather(&sp.indices, &i64s(perm.iter().map(|&p| p as i64).collect()), 1, loc)?;
+    let perm_idx = i64s(perm.iter().map(|&p| p as i64).collect(), &sp.indices).map_err(|e| e.at(loc))?;
+    let indices = gather(&sp.indices, &perm_idx, 1, loc)?;
     let shape: Shape = perm.iter().map(|&p| sp.shape[p]).collect::<Vec<_>>().into();
     reorder_impl(&SparseTensor::from_parts(indices, sp.values.clone(), shape), loc)
 }

@@ -370,3 +370,28 @@ fn from_dense_of_a_gpu_tensor_stays_on_the_gpu_under_the_explicit_policy() {
     assert_eq!(s.indices().to_ndarray::<i64>().unwrap().into_raw_vec_and_offset().0, vec![0, 1, 1, 0]);
     assert_eq!(s.values().to_ndarray::<f32>().unwrap().into_raw_vec_and_offset().0, vec![1.5, -2.0]);
 }
+
+#[test]
+fn reduce_sum_and_transpose_of_gpu_tensors_work_under_the_explicit_policy() {
+    need_gpu!("reduce_sum_and_transpose_of_gpu_tensors_work_under_the_explicit_policy");
+    // Both gather the indices' columns by a small index vector made on the host: it goes to
+    // the GPU as an explicit copy, so the strict policy has no implicit copy to refuse.
+    let mut rng = Rng::new(21);
+    let i = canonical_indices(&mut rng, &[4, 3, 5], 0.3);
+    let v = random_values(&mut rng, DType::F32, i.shape()[0]);
+    let cpu = SparseTensor::new(&i, &v, &[4, 3, 5]).unwrap();
+    let gpu = SparseTensor::new(&i.to_device(GPU).unwrap(), &v.to_device(GPU).unwrap(), &[4, 3, 5]).unwrap();
+    let strict = |f: &dyn Fn(&SparseTensor) -> ff::Result<Vec<Tensor>>| {
+        ff::config::with_device_policy(ff::DevicePolicy::Explicit, || f(&gpu))
+    };
+    let sum = |s: &SparseTensor| -> ff::Result<Vec<Tensor>> { Ok(vec![sparse::reduce_sum(s, Some(&[0, 2]), true)?]) };
+    let tr = |s: &SparseTensor| -> ff::Result<Vec<Tensor>> { Ok(parts(sparse::transpose(s, &[2, 0, 1])?)) };
+    for (what, f) in [("reduce_sum", &sum as &dyn Fn(&SparseTensor) -> ff::Result<Vec<Tensor>>), ("transpose", &tr)] {
+        let got = strict(f);
+        let got = got.unwrap_or_else(|e| panic!("{what} under the explicit policy: {e}"));
+        assert!(got.iter().all(|t| t.device() == GPU), "{what}: results left the GPU");
+        if let Err(why) = gpu_matches(&f(&cpu), &Ok(got)) {
+            panic!("{what}: {why}");
+        }
+    }
+}
