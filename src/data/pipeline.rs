@@ -222,9 +222,12 @@ fn materialize(src: &Source, it: Item) -> Result<Vec<Tensor>> {
     }
 }
 
-/// Rows `idx` of each source component, with one op per component.
+/// Rows `idx` of each source component, with one op per component. Components on a GPU
+/// gather there, with the row order sent once per batch and device (an explicit copy of 8
+/// bytes per row, so the strict device policy has nothing to refuse).
 fn rows(src: &Source, idx: &[usize], loc: Loc) -> Result<Vec<Tensor>> {
     let consecutive = idx.windows(2).all(|w| w[1] == w[0] + 1);
+    let mut orders: Vec<Tensor> = Vec::new();
     src.comps
         .iter()
         .map(|c| {
@@ -238,8 +241,16 @@ fn rows(src: &Source, idx: &[usize], loc: Loc) -> Result<Vec<Tensor>> {
                 size[0] = idx.len() as isize;
                 return crate::ops::shape::slice_impl(c, &begin, &size, loc);
             }
-            let ix: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
-            let ix = Tensor::from_vec_unchecked(ix, Shape::new(&[idx.len()]));
+            let ix = match orders.iter().find(|o| o.device() == c.device()) {
+                Some(o) => o.clone(),
+                None => {
+                    let ix: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+                    let ix = Tensor::from_vec_unchecked(ix, Shape::new(&[idx.len()]));
+                    let ix = ix.to_device(c.device()).map_err(|e| e.at(loc))?;
+                    orders.push(ix.clone());
+                    ix
+                }
+            };
             crate::ops::shape::gather_impl(c, &ix, 0, loc)
         })
         .collect()

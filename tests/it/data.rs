@@ -247,3 +247,36 @@ fn iterating_runs_one_op_per_component_per_batch_and_copies_nothing_across_devic
     assert_eq!(names.len(), 2 * batches, "one op per component per batch: {names:?}");
     assert!(names.iter().all(|&n| n == "gather"), "{names:?}");
 }
+
+#[test]
+fn a_shuffled_pipeline_over_gpu_data_gathers_there_and_sends_only_the_order() {
+    if !crate::common::gpu_available() {
+        eprintln!(
+            "SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe): data::a_shuffled_pipeline_over_gpu_data_gathers_there_and_sends_only_the_order"
+        );
+        return;
+    }
+    let gpu = ff::Device::Gpu(0);
+    let n = 48;
+    let x = rows(n);
+    let y = Tensor::from_slice(&(0..n as i32).collect::<Vec<_>>(), &[n]).unwrap();
+    let (gx, gy) = (x.to_device(gpu).unwrap(), y.to_device(gpu).unwrap());
+    let cpu = Dataset::from_tensor_slices((x, y)).unwrap().shuffle(n, Some(5)).batch(16);
+    let on_gpu = Dataset::from_tensor_slices((gx, gy)).unwrap().shuffle(n, Some(5)).batch(16);
+    // Under the strict policy: the batches gather on the GPU, and each sends its row order
+    // once (one small upload shared by both components), nothing else.
+    let before = ff::profiler::thread_transfers();
+    let got: Vec<(Tensor, Tensor)> =
+        ff::config::with_device_policy(ff::DevicePolicy::Explicit, || on_gpu.iter().collect::<ff::Result<Vec<_>>>())
+            .unwrap();
+    let moved = ff::profiler::thread_transfers() - before;
+    assert_eq!(got.len(), 3);
+    assert_eq!((moved.host_to_device.count, moved.host_to_device.bytes), (3, 3 * 16 * 8), "{moved}");
+    assert_eq!(moved.device_to_host.count, 0, "{moved}");
+    for (g, c) in got.iter().zip(&cpu) {
+        let c = c.unwrap();
+        assert_eq!((g.0.device(), g.1.device()), (gpu, gpu));
+        assert_eq!(g.0.to_ndarray::<f32>().unwrap(), c.0.to_ndarray::<f32>().unwrap());
+        assert_eq!(g.1.to_ndarray::<i32>().unwrap(), c.1.to_ndarray::<i32>().unwrap());
+    }
+}
