@@ -457,9 +457,11 @@ fn ff64_rem_pio2_large(x: f64) -> Ff64Rem {
     let s = u32(i32((b >> 52u) & 0x7fflu) - 1023 + 10);
     let w0 = s >> 5u;
     let sh = s & 31u;
+    // One copy to index at run time (naga spills a constant array per dynamic access).
+    var bits = FF64_TWO_OVER_PI;
     var v: array<u32, 6>;
     for (var k = 0u; k < 6u; k = k + 1u) {
-        let pair = (u64(FF64_TWO_OVER_PI[w0 + k]) << 32u) | u64(FF64_TWO_OVER_PI[w0 + k + 1u]);
+        let pair = (u64(bits[w0 + k]) << 32u) | u64(bits[w0 + k + 1u]);
         v[5u - k] = u32((pair >> (32u - sh)) & 0xfffffffflu);
     }
     let m = (b & 0x000ffffffffffffflu) | 0x0010000000000000lu;
