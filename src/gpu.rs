@@ -30,8 +30,9 @@ pub fn synchronize() -> crate::Result<()> {
 
 /// The dtypes that compute on `device`. The CPU computes in all of them; a GPU in f32,
 /// i32, u8 and bool, plus f16 where its adapter has `SHADER_F16`, i64 where it has
-/// `SHADER_INT64` and f64 where it has `SHADER_F64` and `SHADER_INT64` (the f64
-/// transcendentals, such as `exp`, still run on the CPU). An op in another dtype placed on
+/// `SHADER_INT64` and f64 where it has `SHADER_F64` and `SHADER_INT64` (every f64 op:
+/// `exp`, `sin`, `pow`, ... are a software library there, within a few ulp of the CPU's,
+/// since SPIR-V's are 32-bit only). An op in another dtype placed on
 /// the GPU runs on the CPU under soft placement, or is `Error::Unsupported` without it.
 /// Opens the GPU on first use; `DeviceUnavailable` for a GPU that does not exist.
 ///

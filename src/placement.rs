@@ -235,7 +235,7 @@ pub(crate) fn run_fused(f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<
     if target != Device::Cpu
         && let Some(ctx) = gpu(target, f.name())?
     {
-        match crate::backend::wgpu::check_fused(f) {
+        match crate::backend::wgpu::check_fused(&ctx, f) {
             Ok(()) => {
                 let dev = ctx.device_id();
                 let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());

@@ -1,9 +1,11 @@
 //! The elementwise primitives, one line each: variant, public name, the dtypes it accepts,
 //! the scalar function (a CPU kernel trait and its method, called fully qualified so
 //! inherent methods such as `i32::pow` cannot shadow it) and the WGSL expression the GPU
-//! backend will generate from. CPU dispatch is generated from these same tables
-//! (`backend::cpu::elementwise`), so adding an elementwise op touches this file (and, for a
-//! new scalar function, the kernel trait that defines it).
+//! backend will generate from (math goes through `ff_exp`, `ff_sin`, ... helpers that
+//! `backend::wgpu::math` defines per dtype: builtins for f32, software for f64). CPU
+//! dispatch is generated from these same tables (`backend::cpu::elementwise`), so adding an
+//! elementwise op touches this file (and, for a new scalar function, the kernel trait that
+//! defines it, and for a new math function its GPU helper).
 
 /// Which dtypes an op accepts.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -50,15 +52,15 @@ macro_rules! unary_table {
             Abs "abs" Num NumK::abs "abs(x)";
             Square "square" Num NumK::square "x * x";
             Relu "relu" Num NumK::relu "select(x, T(0), x < T(0))";
-            Exp "exp" Float FloatK::exp "exp(x)";
-            Log "log" Float FloatK::ln "log(x)";
+            Exp "exp" Float FloatK::exp "ff_exp(x)";
+            Log "log" Float FloatK::ln "ff_log(x)";
             Sqrt "sqrt" Float FloatK::sqrt "sqrt(x)";
             Rsqrt "rsqrt" Float FloatK::rsqrt "inverseSqrt(x)";
             Sigmoid "sigmoid" Float FloatK::sigmoid "ff_sigmoid(x)";
-            Tanh "tanh" Float FloatK::tanh "select(tanh(clamp(x, -15.0, 15.0)), x, ff_isnan(x))";
+            Tanh "tanh" Float FloatK::tanh "ff_tanh(x)";
             Gelu "gelu" Float FloatK::gelu "0.5 * x * (1.0 + ff_erf(x * 0.7071067811865476))";
-            Sin "sin" Float FloatK::sin "sin(x)";
-            Cos "cos" Float FloatK::cos "cos(x)";
+            Sin "sin" Float FloatK::sin "ff_sin(x)";
+            Cos "cos" Float FloatK::cos "ff_cos(x)";
             LogicalNot "logical_not" Bool BoolK::not "!x";
         }
     };

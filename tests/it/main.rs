@@ -10,6 +10,7 @@ mod dtypes;
 mod errors;
 mod function;
 mod gpu;
+mod gpu_f64_math;
 mod gpu_fused;
 mod gpu_sparse;
 mod gradients;

@@ -2,7 +2,9 @@
 //! programs all become one kernel shape, "load each input (contiguous, broadcast through
 //! strides, or a scalar passed as a parameter), run a few SSA lines, store". The op
 //! expressions come from the tables in `op::elementwise` (`UnaryOp::wgsl`, `BinaryOp::wgsl`);
-//! they use the alias `T` (the operand type) and the `ff_*` helpers defined here per `T`.
+//! they use the alias `T` (the operand type), the `ff_*` helpers `prelude` defines per `T`
+//! and the math helpers (`ff_exp`, `ff_sin`, ...) `math::helpers` adds where called: WGSL
+//! builtins for f32, a software library for f64.
 //!
 //! Buffers of f32, i32, u8 and bool are `array<u32>` (loads bitcast to the element type,
 //! stores bitcast back); f16, f64 and i64 buffers are typed (`array<f16>` under
@@ -85,18 +87,6 @@ pub(crate) fn param_load(d: DType, at: &str) -> String {
     }
 }
 
-/// Whether unary `u` has a GPU kernel for f64: the GLSL.std.450 transcendentals SPIR-V
-/// offers are 16/32-bit only, so exp, log, tanh, sigmoid, gelu, sin and cos of f64 run on
-/// the CPU (soft placement) rather than in f32 precision.
-pub(crate) fn f64_unary(u: UnaryOp) -> bool {
-    matches!(u, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Relu | UnaryOp::Sqrt | UnaryOp::Rsqrt)
-}
-
-/// Whether binary `b` has a GPU kernel for f64 (all but `pow`, which needs exp2/log2).
-pub(crate) fn f64_binary(b: BinaryOp) -> bool {
-    b != BinaryOp::Pow
-}
-
 /// The integer helpers of a signed type: `$T` the WGSL type, `$s` its literal suffix, `$E`
 /// the exponent (`b >= 0`) as u32 (the CPU saturates an i64 exponent at u32::MAX). Division
 /// by zero gives 0 and floor division rounds toward -inf, as on the CPU; a negative
@@ -136,7 +126,9 @@ fn ff_pow(a: $T, b: $T) -> $T {
     .replace("$E", exponent)
 }
 
-/// `alias T` and the `ff_*` helpers the op tables call, for operand dtype `t`.
+/// `alias T` and the small `ff_*` helpers every kernel of operand dtype `t` may call (NaN
+/// test, NaN-propagating max/min, floor division, integer powers). The float math the op
+/// tables call comes from `math::helpers`, on demand.
 pub(crate) fn prelude(t: DType) -> String {
     let mut s = format!("alias T = {};\n", ty(t));
     match t {
@@ -147,46 +139,11 @@ fn ff_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f80000
 fn ff_max(a: f32, b: f32) -> f32 { if (a > b || ff_isnan(a)) { return a; } return b; }
 fn ff_min(a: f32, b: f32) -> f32 { if (a < b || ff_isnan(a)) { return a; } return b; }
 fn ff_floor_div(a: f32, b: f32) -> f32 { return floor(a / b); }
-fn ff_erf(x: f32) -> f32 {
-    // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
-    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
-    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-x * x);
-    return select(-y, y, x >= 0.0);
-}
-fn ff_sigmoid(x: f32) -> f32 {
-    // Stable on both sides: exp of a non-positive number only.
-    let e = exp(-abs(x));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
-}
-fn ff_pow(a: f32, b: f32) -> f32 {
-    if (b == 0.0 || a == 1.0) { return 1.0; }
-    if (ff_isnan(a) || ff_isnan(b)) { return a + b; }
-    if (floor(b) == b && abs(b) <= 64.0) {
-        // Exact-as-possible integer powers by squaring (what powf gives for small ints).
-        var e = u32(abs(b));
-        var base = a;
-        var r = 1.0;
-        loop {
-            if (e == 0u) { break; }
-            if ((e & 1u) == 1u) { r = r * base; }
-            base = base * base;
-            e = e >> 1u;
-        }
-        return select(r, 1.0 / r, b < 0.0);
-    }
-    let m = exp2(b * log2(abs(a)));
-    if (a < 0.0) {
-        if (floor(b) != b) { return bitcast<f32>(0x7fc00000u); }
-        if (floor(b * 0.5) * 2.0 != b) { return -m; }
-    }
-    return m;
-}
 "#,
         ),
         DType::I32 => s.push_str(&signed_helpers("i32", "", "b")),
         DType::F64 => s.push_str(
             r#"
-// No transcendental here: SPIR-V has none for 64-bit floats (see `f64_unary`).
 fn ff_isnan(x: f64) -> bool { return (bitcast<u64>(x) & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu; }
 fn ff_max(a: f64, b: f64) -> f64 { if (a > b || ff_isnan(a)) { return a; } return b; }
 fn ff_min(a: f64, b: f64) -> f64 { if (a < b || ff_isnan(a)) { return a; } return b; }
@@ -282,6 +239,7 @@ impl Ew {
         let mut s = enables(&dts).to_string();
         s.push_str(&prelude(self.t));
         s.push_str(&self.helpers);
+        s.push_str(&super::math::helpers(self.t, &self.helpers));
         let mut b = 0;
         for (k, d) in &self.loads {
             if *k != LoadKind::Param {

@@ -7,14 +7,16 @@
 //!   transpose flags, broadcast batch dims) with the epilogue applied to each output element
 //!   in registers before the store; epilogue inputs broadcast through strides.
 //!
-//! As for `codegen::Ew`, the WGSL depends on the program, the reduce op and the load kinds
-//! (contiguous, strided, host scalar), never on shapes: rank, dims and strides are
-//! parameters, so the pipeline cache (keyed by text) caches by the fusion's structure.
+//! As for `codegen::Ew`, the WGSL depends on the dtype, the program, the reduce op and the
+//! load kinds (contiguous, strided, host scalar), never on shapes: rank, dims and strides
+//! are parameters, so the pipeline cache (keyed by text) caches by the fusion's structure.
+//! Groups are f32, or f64 where the device computes it (typed `array<f64>` buffers, host
+//! scalars as two parameter words, the f64 math library for the program's functions).
 
 use std::fmt::Write;
 use std::sync::Arc;
 
-use super::codegen::{self, Ew, LoadKind, load, store};
+use super::codegen::{self, Ew, LoadKind, elem, load, param_load, param_words, store};
 use super::context::Ctx;
 use super::kernels::{self, bcast_strides, buf, scalar_words};
 use super::storage;
@@ -35,7 +37,7 @@ struct Loads<'a> {
     bufs: Vec<&'a wgpu::Buffer>,
     /// `rank` strides per strided load, in load order.
     strides: Vec<u32>,
-    /// One word per host-scalar load.
+    /// The words of each host-scalar load (two for f64).
     words: Vec<u32>,
 }
 
@@ -48,13 +50,10 @@ impl<'a> Loads<'a> {
         let mut l = Loads { kinds: vec![], bufs: vec![], strides: vec![], words: vec![] };
         for t in inputs {
             if t.gpu_storage().is_none() {
-                // Fused kernels compute in f32 (`check_fused`): one word per scalar.
-                let w = scalar_words(t)
-                    .filter(|w| w.len() == 1)
-                    .map(|w| w[0])
-                    .ok_or_else(|| Error::invalid(op, "internal: a host input that is not a one-word scalar"))?;
+                let w =
+                    scalar_words(t).ok_or_else(|| Error::invalid(op, "internal: a host input that is not a scalar"))?;
                 l.kinds.push((LoadKind::Param, t.dtype()));
-                l.words.push(w);
+                l.words.extend(w);
             } else if t.num_elements() == n {
                 l.kinds.push((LoadKind::Contig, t.dtype()));
                 l.bufs.push(buf(op, t)?);
@@ -71,18 +70,21 @@ impl<'a> Loads<'a> {
         self.kinds.iter().filter(|(k, _)| *k == LoadKind::Strided).count()
     }
 
-    /// `@binding` declarations of the buffer loads as `in{first}..`, then `out` and `p`.
-    fn bindings(&self, s: &mut String, first: usize) {
+    /// `@binding` declarations of the buffer loads as `in{first}..`, then `out` (of `out`
+    /// elements) and `p`.
+    fn bindings(&self, s: &mut String, first: usize, out: DType) {
         let nb = first + self.bufs.len();
-        for b in first..nb {
-            let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<u32>;");
+        let bufs = self.kinds.iter().filter(|(k, _)| *k != LoadKind::Param);
+        for (b, (_, d)) in (first..nb).zip(bufs) {
+            let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<{}>;", elem(*d));
         }
-        let _ = writeln!(s, "@group(0) @binding({nb}) var<storage, read_write> out: array<u32>;");
+        let _ = writeln!(s, "@group(0) @binding({nb}) var<storage, read_write> out: array<{}>;", elem(out));
         let _ = writeln!(s, "@group(0) @binding({}) var<storage, read> p: array<u32>;", nb + 1);
     }
 
     /// `let r{reg0 + k} = ...;` for each load: buffer `in{first + b}` at `contig` for
-    /// contiguous loads, at `strided(j)` for strided load `j`; parameter `k` at `param(k)`.
+    /// contiguous loads, at `strided(j)` for strided load `j`; a scalar starting at word `k`
+    /// of the scalar words at index `param(k)` of `p`.
     fn code(
         &self,
         first: usize,
@@ -94,48 +96,49 @@ impl<'a> Loads<'a> {
         let mut s = String::new();
         let (mut b, mut j, mut k) = (first, 0, 0);
         for (r, (kind, d)) in self.kinds.iter().enumerate() {
-            let word = match kind {
+            let value = match kind {
                 LoadKind::Contig => {
                     b += 1;
-                    format!("in{}[{contig}]", b - 1)
+                    load(*d, &format!("in{}[{contig}]", b - 1))
                 }
                 LoadKind::Strided => {
                     b += 1;
                     j += 1;
-                    format!("in{}[{}]", b - 1, strided(j - 1))
+                    load(*d, &format!("in{}[{}]", b - 1, strided(j - 1)))
                 }
                 LoadKind::Param => {
-                    k += 1;
-                    param(k - 1)
+                    k += param_words(*d);
+                    param_load(*d, &param(k - param_words(*d)))
                 }
             };
-            let _ = writeln!(s, "    let r{} = {};", reg0 + r, load(*d, &word));
+            let _ = writeln!(s, "    let r{} = {value};", reg0 + r);
         }
         s
     }
 }
 
-/// Identity, combine and finish of a reduction in f32 (the fused dtype on the GPU), as
+/// Identity, combine and finish of a reduction of float dtype `t` (f32 or f64), as
 /// `kernels::reduce`: max/min propagate NaN (`ff_max`/`ff_min`), an empty mean is NaN.
-fn reduce_parts(op: ReduceOp) -> (&'static str, &'static str, &'static str) {
+fn reduce_parts(op: ReduceOp, t: DType) -> (&'static str, &'static str, &'static str) {
     match op {
         ReduceOp::Sum => ("T(0)", "a + b", "acc"),
-        ReduceOp::Mean => ("T(0)", "a + b", "acc / f32(p[1])"),
+        ReduceOp::Mean => ("T(0)", "a + b", "acc / T(p[1])"),
         ReduceOp::Prod => ("T(1)", "a * b", "acc"),
-        ReduceOp::Max => ("bitcast<f32>(0xff800000u)", "ff_max(a, b)", "acc"),
-        ReduceOp::Min => ("bitcast<f32>(0x7f800000u)", "ff_min(a, b)", "acc"),
+        ReduceOp::Max => (kernels::extreme(t, true), "ff_max(a, b)", "acc"),
+        ReduceOp::Min => (kernels::extreme(t, false), "ff_min(a, b)", "acc"),
     }
 }
 
 /// The WGSL of a fused reduce. Parameters: `n_out, row, rank, dims[rank]` (the iteration
-/// shape), `rank` strides per strided load, one word per scalar load.
+/// shape), `rank` strides per strided load, the scalar loads' words.
 fn reduce_source(f: &Fusion, op: ReduceOp, loads: &Loads) -> String {
     let (lines, result, helpers) = super::program(f);
-    let (id, comb, finish) = reduce_parts(op);
+    let (id, comb, finish) = reduce_parts(op, f.dtype);
     let mut s = codegen::prelude(f.dtype);
     s.push_str(&helpers);
+    s.push_str(&super::math::helpers(f.dtype, &helpers));
     let _ = writeln!(s, "fn comb(a: T, b: T) -> T {{ return {comb}; }}");
-    loads.bindings(&mut s, 0);
+    loads.bindings(&mut s, 0, f.dtype);
     let _ = writeln!(s, "var<workgroup> sh: array<T, {RWG}>;");
     // The program at element `i` of the iteration space (row-major).
     s.push_str("fn elem(i: u32) -> T {\n    let rank = p[2];\n");
@@ -150,7 +153,7 @@ fn reduce_source(f: &Fusion, op: ReduceOp, loads: &Loads) -> String {
         }
         s.push_str("    }\n");
     }
-    s.push_str(&loads.code(0, 0, "i", |j| format!("o{j}"), |k| format!("p[3u + rank * {}u + {k}u]", ns + 1)));
+    s.push_str(&loads.code(0, 0, "i", |j| format!("o{j}"), |k| format!("3u + rank * {}u + {k}u", ns + 1)));
     for l in &lines {
         let _ = writeln!(s, "    {l}");
     }
@@ -229,15 +232,20 @@ pub(crate) fn reduce(
 /// The WGSL of a fused matmul: `kernels::matmul`'s tiling with epilogue loads bound after
 /// the operands. Parameters: as `kernels::matmul` (`m, n, k`, operand strides, `nbd`, the
 /// batch dims and both operands' batch strides), then `nbd + 2` output strides per strided
-/// epilogue load, then one word per scalar load.
+/// epilogue load, then the scalar loads' words.
 fn matmul_source(f: &Fusion, loads: &Loads) -> String {
     let (lines, result, helpers) = super::program(f);
     let t = f.dtype;
     let ns = loads.n_strided();
     let mut s = codegen::prelude(t);
     s.push_str(&helpers);
-    s.push_str("@group(0) @binding(0) var<storage, read> in0: array<u32>;\n@group(0) @binding(1) var<storage, read> in1: array<u32>;\n");
-    loads.bindings(&mut s, 2);
+    s.push_str(&super::math::helpers(t, &helpers));
+    let el = elem(t);
+    let _ = writeln!(
+        s,
+        "@group(0) @binding(0) var<storage, read> in0: array<{el}>;\n@group(0) @binding(1) var<storage, read> in1: array<{el}>;"
+    );
+    loads.bindings(&mut s, 2, t);
     // Epilogue parameters start at `e = 8 + 3 * nbd`; strided load `j` has its batch offset
     // `eb{j}` (from wg.z) and its row and column strides.
     let mut batch = String::new();
@@ -251,7 +259,7 @@ fn matmul_source(f: &Fusion, loads: &Loads) -> String {
         1,
         "oo + r * n + c",
         |j| format!("eb{j} + r * p[e + {j}u * (nbd + 2u) + nbd] + c * p[e + {j}u * (nbd + 2u) + nbd + 1u]"),
-        |k| format!("p[e + {ns}u * (nbd + 2u) + {k}u]"),
+        |k| format!("e + {ns}u * (nbd + 2u) + {k}u"),
     );
     let mut epi = String::new();
     for l in epi_loads.lines().map(str::trim).chain(lines.iter().map(String::as_str)) {
@@ -262,7 +270,7 @@ fn matmul_source(f: &Fusion, loads: &Loads) -> String {
     s.push_str(&kernels::tiled_matmul_main(
         &load(t, "in0[ao + gr * a_rs + gc * a_cs]"),
         &load(t, "in1[bo + hr * b_rs + hc * b_cs]"),
-        1,
+        kernels::tile_pad(t),
         (&decl, &batch),
         &tail,
     ));

@@ -425,7 +425,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 const RWG: u32 = 64;
 
 /// `lowest`/`highest` of dtype `t` as WGSL literals.
-fn extreme(t: DType, low: bool) -> &'static str {
+pub(super) fn extreme(t: DType, low: bool) -> &'static str {
     match (t, low) {
         (DType::F32 | DType::F16, true) => "bitcast<f32>(0xff800000u)",
         (DType::F32 | DType::F16, false) => "bitcast<f32>(0x7f800000u)",
@@ -710,6 +710,13 @@ pub(super) fn matmul_params(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: &
     (params, ((n as u32).div_ceil(MM_TILE), (m as u32).div_ceil(MM_TILE), nb as u32))
 }
 
+/// The matmul tiles' padding for dtype `t`: one column against bank conflicts, except for
+/// 8-byte types, where the padding would pass the 16 KiB of workgroup memory WebGPU
+/// guarantees.
+pub(super) fn tile_pad(t: DType) -> usize {
+    if ty(t) == "f64" || ty(t) == "i64" { 0 } else { 1 }
+}
+
 pub(crate) fn matmul(ctx: &Arc<Ctx>, a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: &Shape) -> Result<Tensor> {
     let t = a.dtype();
     let out = storage::alloc(ctx, "matmul", t, shape.num_elements())?;
@@ -717,9 +724,7 @@ pub(crate) fn matmul(ctx: &Arc<Ctx>, a: &Tensor, b: &Tensor, ta: bool, tb: bool,
         return Ok(storage::tensor(out, shape.clone(), t));
     }
     let fin = if t == DType::U8 { "acc[q][w] & 255u" } else { "acc[q][w]" };
-    // Tiles padded by one column against bank conflicts, except for 8-byte types, where
-    // the padding would pass the 16 KiB of workgroup memory WebGPU guarantees.
-    let pad = if ty(t) == "f64" || ty(t) == "i64" { 0 } else { 1 };
+    let pad = tile_pad(t);
     let mut src = enables(&[t]).to_string();
     src.push_str(&codegen::prelude(t));
     let _ = write!(
@@ -756,32 +761,31 @@ pub(crate) fn softmax(ctx: &Arc<Ctx>, x: &Tensor, axis: usize, log: bool) -> Res
         (s[..axis].iter().product::<usize>(), s[axis], s[axis + 1..].iter().product::<usize>())
     };
     let rows = outer * inner;
-    let out_expr = if log { "(v - mx) - log(sum)" } else { "exp(v - mx) / sum" };
-    // f32 or f16 (computed in f32, rounded once when stored).
+    let out_expr = if log { "(v - mx) - ff_log(sum)" } else { "ff_exp(v - mx) / sum" };
+    // f32, f64 or f16 (computed in f32, rounded once when stored).
     let t = x.dtype();
     let ld = |at: &str| load(t, &format!("in0[{at}]"));
-    let src = format!(
-        r#"{en}
+    let mut src = format!(
+        r#"{en}{prelude}
 @group(0) @binding(0) var<storage, read> in0: array<{el}>;
 @group(0) @binding(1) var<storage, read_write> out: array<{el}>;
 @group(0) @binding(2) var<storage, read> p: array<u32>;
-var<workgroup> sh: array<f32, {RWG}>;
-fn fmax(a: f32, b: f32) -> f32 {{ if (a > b || (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u) {{ return a; }} return b; }}
+var<workgroup> sh: array<T, {RWG}>;
 @compute @workgroup_size({RWG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
     let o = wg.x + wg.y * nwg.x;
     if (o >= p[0]) {{ return; }}
     let r = p[1]; let inner = p[2];
     let base = (o / inner) * r * inner + o % inner;
-    var m = bitcast<f32>(0xff800000u);
-    for (var j = li; j < r; j = j + {RWG}u) {{ m = fmax(m, {ldj}); }}
+    var m: T = {lowest};
+    for (var j = li; j < r; j = j + {RWG}u) {{ m = ff_max(m, {ldj}); }}
     sh[li] = m;
     workgroupBarrier();
-    for (var s = {half}u; s > 0u; s = s >> 1u) {{ if (li < s) {{ sh[li] = fmax(sh[li], sh[li + s]); }} workgroupBarrier(); }}
+    for (var s = {half}u; s > 0u; s = s >> 1u) {{ if (li < s) {{ sh[li] = ff_max(sh[li], sh[li + s]); }} workgroupBarrier(); }}
     let mx = sh[0];
     workgroupBarrier();
-    var acc = 0.0;
-    for (var j = li; j < r; j = j + {RWG}u) {{ acc = acc + exp({ldj} - mx); }}
+    var acc = T(0);
+    for (var j = li; j < r; j = j + {RWG}u) {{ acc = acc + ff_exp({ldj} - mx); }}
     sh[li] = acc;
     workgroupBarrier();
     for (var s = {half}u; s > 0u; s = s >> 1u) {{ if (li < s) {{ sh[li] = sh[li] + sh[li + s]; }} workgroupBarrier(); }}
@@ -794,10 +798,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 "#,
         half = RWG / 2,
         en = enables(&[t]),
+        prelude = codegen::prelude(t),
+        lowest = extreme(t, true),
         el = elem(t),
         ldj = ld("base + j * inner"),
         st = store(t, out_expr),
     );
+    src.push_str(&super::math::helpers(t, &src));
     let out = storage::alloc(ctx, "softmax", x.dtype(), s.num_elements())?;
     if rows > 0 && r > 0 {
         let k = ctx.kernel("softmax", &src, 1)?;

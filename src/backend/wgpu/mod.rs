@@ -12,11 +12,12 @@
 //! `SHADER_F16` (stored as f16, computed in f32 registers, rounded once per op as on the
 //! CPU); i64 where it has `SHADER_INT64` (without it i64 is storage-only: moved, gathered
 //! with, cast to and from i32, produced by argmax); f64 where it has `SHADER_F64` and
-//! `SHADER_INT64`, except the transcendentals (exp, log, tanh, sigmoid, gelu, sin, cos, pow
-//! and softmax of f64 run on the CPU: SPIR-V's GLSL.std.450 defines them for 16/32-bit
-//! floats only, and f32 precision would break f64's promise). bf16 runs on the CPU. An op
-//! that has no kernel here runs on the CPU under soft placement (one logged notice per op
-//! and dtypes), or is `Error::Unsupported` with soft placement off.
+//! `SHADER_INT64`, every op included: SPIR-V's GLSL.std.450 exp/log/sin/cos/tanh/pow are
+//! 16/32-bit only, so f64's transcendentals are a software library in WGSL (`math`, within
+//! a few ulp of the CPU's). bf16 runs on the CPU. An op that has no kernel here runs on the
+//! CPU under soft placement (one logged notice per op and dtypes), or is
+//! `Error::Unsupported` with soft placement off. Fused kernels run here for f32 groups, and
+//! f64 groups where f64 computes.
 //!
 //! Submissions: kernels record into the context's pending encoder and nothing waits, except
 //! at a sync point. The sparse ops with a data-dependent output shape (`SparseUnique`,
@@ -29,6 +30,7 @@ pub(crate) mod codegen;
 pub(crate) mod context;
 pub(crate) mod fused;
 pub(crate) mod kernels;
+pub(crate) mod math;
 pub(crate) mod sparse;
 pub(crate) mod storage;
 
@@ -52,17 +54,6 @@ fn need(op: &'static str, ok: bool, d: DType) -> Result<()> {
     if ok { Ok(()) } else { Err(storage::dtype_unsupported(op, d)) }
 }
 
-/// The error for an f64 op whose GPU kernel would need a 64-bit transcendental.
-fn f64_transcendental(op: &'static str) -> Error {
-    unsupported(
-        op,
-        format!(
-            "{op} of f64 has no GPU kernel (SPIR-V's exp/log/sin/cos/tanh/pow are 16/32-bit only, and f32 precision \
-             would break f64's): it runs on the CPU under soft placement; or cast to f32 on the GPU first"
-        ),
-    )
-}
-
 /// Whether `op` (inputs' dtypes, output `dtype`) has a kernel on `ctx`'s device:
 /// `Error::Unsupported` saying why not.
 pub(crate) fn check(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor], dtype: DType) -> Result<()> {
@@ -70,15 +61,7 @@ pub(crate) fn check(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor], dtype: DType) ->
     let x = inputs.first().map_or(dtype, |t| t.dtype());
     let computes = |d: DType| need(name, ctx.computes(d), d);
     match op {
-        PrimOp::Unary(u) => {
-            computes(x)?;
-            if x == DType::F64 && !codegen::f64_unary(*u) { Err(f64_transcendental(name)) } else { Ok(()) }
-        }
-        PrimOp::Binary(b) => {
-            computes(x)?;
-            if x == DType::F64 && !codegen::f64_binary(*b) { Err(f64_transcendental(name)) } else { Ok(()) }
-        }
-        PrimOp::Reduce { .. } | PrimOp::ArgReduce { .. } => computes(x),
+        PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Reduce { .. } | PrimOp::ArgReduce { .. } => computes(x),
         PrimOp::Select => computes(inputs.get(1).map_or(x, |t| t.dtype())),
         PrimOp::Cast(to) => {
             let ok = (ctx.computes(x) && ctx.computes(*to))
@@ -104,8 +87,7 @@ pub(crate) fn check(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor], dtype: DType) ->
         | PrimOp::Gather(_) => need(name, ctx.stores(x), x),
         PrimOp::OneHot { dtype, .. } => computes(*dtype),
         PrimOp::MatMul { .. } => need(name, x != DType::Bool && ctx.computes(x), x),
-        PrimOp::Softmax { .. } if x == DType::F64 => Err(f64_transcendental(name)),
-        PrimOp::Softmax { .. } => need(name, matches!(x, DType::F32 | DType::F16) && ctx.computes(x), x),
+        PrimOp::Softmax { .. } => need(name, matches!(x, DType::F32 | DType::F16 | DType::F64) && ctx.computes(x), x),
         PrimOp::SparseValidate(_)
         | PrimOp::SparseToDense(_)
         | PrimOp::SparseMatMul(_)
@@ -148,9 +130,10 @@ pub(crate) fn execute(ctx: &Arc<Ctx>, op: &PrimOp, inputs: &[&Tensor], shape: Sh
     }
 }
 
-/// Whether a fused kernel can run on the GPU (f32 groups only).
-pub(crate) fn check_fused(f: &Fusion) -> Result<()> {
-    need(f.name(), f.dtype == DType::F32, f.dtype)
+/// Whether a fused kernel can run on `ctx`'s device (fusion groups are f32 or f64): f32
+/// always, f64 where f64 computes.
+pub(crate) fn check_fused(ctx: &Ctx, f: &Fusion) -> Result<()> {
+    need(f.name(), f.dtype == DType::F32 || (f.dtype == DType::F64 && ctx.computes(DType::F64)), f.dtype)
 }
 
 /// The elementwise program of a fusion as SSA lines and the helpers it calls.
@@ -186,7 +169,7 @@ fn program(f: &Fusion) -> (Vec<String>, String, String) {
 /// Runs a fused kernel as one generated kernel, cached by its text (i.e. by the fusion's
 /// structure): a loop fusion is `codegen::Ew`; a reduce or matmul fusion is `fused`'s.
 pub(crate) fn run_fused(ctx: &Arc<Ctx>, f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<Tensor> {
-    check_fused(f)?;
+    check_fused(ctx, f)?;
     match &f.kind {
         FusionKind::Loop => {
             let (lines, result, helpers) = program(f);
