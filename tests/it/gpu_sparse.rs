@@ -379,8 +379,8 @@ fn reduce_sum_and_transpose_of_gpu_tensors_work_under_the_explicit_policy() {
     let mut rng = Rng::new(21);
     let i = canonical_indices(&mut rng, &[4, 3, 5], 0.3);
     let v = random_values(&mut rng, DType::F32, i.shape()[0]);
-    let cpu = SparseTensor::new(&i, &v, &[4, 3, 5]).unwrap();
-    let gpu = SparseTensor::new(&i.to_device(GPU).unwrap(), &v.to_device(GPU).unwrap(), &[4, 3, 5]).unwrap();
+    let cpu = SparseTensor::new(&i, &v, [4, 3, 5]).unwrap();
+    let gpu = SparseTensor::new(i.to_device(GPU).unwrap(), v.to_device(GPU).unwrap(), [4, 3, 5]).unwrap();
     let strict = |f: &dyn Fn(&SparseTensor) -> ff::Result<Vec<Tensor>>| {
         ff::config::with_device_policy(ff::DevicePolicy::Explicit, || f(&gpu))
     };
