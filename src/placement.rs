@@ -286,8 +286,9 @@ pub(crate) fn place_created(t: Tensor) -> Result<Tensor> {
     }
 }
 
-/// A seeded f32 draw made on the scope's GPU (no upload), or `None` to draw on the CPU
-/// (no GPU scope, another dtype, tracing, or soft placement to the CPU).
+/// A seeded f32 (or, where the GPU computes f64, f64) draw made on the scope's GPU (no
+/// upload), or `None` to draw on the CPU (no GPU scope, another dtype, tracing, or soft
+/// placement to the CPU); a draw on the CPU inside a GPU scope is then uploaded.
 pub(crate) fn random_on_gpu(
     shape: &[usize],
     dtype: DType,
@@ -295,11 +296,14 @@ pub(crate) fn random_on_gpu(
     dist: crate::backend::wgpu::kernels::Dist,
 ) -> Option<Result<Tensor>> {
     let d @ Device::Gpu(_) = scope()? else { return None };
-    if dtype != DType::F32 || crate::graph::trace::active().is_some() {
+    if !matches!(dtype, DType::F32 | DType::F64) || crate::graph::trace::active().is_some() {
         return None;
     }
     match gpu(d, "random") {
-        Ok(Some(ctx)) => Some(crate::backend::wgpu::kernels::random(&ctx, &Shape::new(shape), seed, dist)),
+        Ok(Some(ctx)) if ctx.computes(dtype) => {
+            Some(crate::backend::wgpu::kernels::random(&ctx, &Shape::new(shape), seed, dist, dtype))
+        }
+        Ok(Some(_)) => None,
         Ok(None) => None,
         Err(e) => Some(Err(e)),
     }

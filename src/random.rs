@@ -1,7 +1,7 @@
 //! Seeded random tensors from Philox-4x32-10, a counter-based generator: element `i`
 //! depends only on `(seed, i)`, so results are the same for any thread count, and the GPU
-//! backend (`backend::wgpu::kernels::random`, for f32 inside a GPU scope) draws the same
-//! numbers.
+//! backend (`backend::wgpu::kernels::random`, for f32, and f64 where the GPU computes it,
+//! inside a GPU scope) draws the same numbers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -294,6 +294,36 @@ fn random_under_a_gpu_scope_matches_the_cpu_for_a_seed() {
     close(&gpu.to_ndarray::<f32>().unwrap(), &cpu.to_ndarray::<f32>().unwrap(), 1e-5);
 }
 
+#[test]
+fn f64_random_under_a_gpu_scope_is_drawn_there_and_matches_the_cpu() {
+    need_gpu!("f64_random_under_a_gpu_scope_is_drawn_there_and_matches_the_cpu");
+    if !wide_dtypes_here().contains(&DType::F64) {
+        return;
+    }
+    for seed in [3, u64::MAX - 99] {
+        let before = ff::profiler::thread_transfers();
+        let (u, n) = ff::with_device("/GPU:0", || {
+            Ok::<_, ff::Error>((
+                ff::random::uniform(&[1001], DType::F64, Some(seed))?,
+                ff::random::normal(&[40, 25], DType::F64, Some(seed))?,
+            ))
+        })
+        .unwrap();
+        // Drawn on the GPU: nothing uploaded.
+        assert_eq!((ff::profiler::thread_transfers() - before).host_to_device.count, 0);
+        assert_eq!((u.device(), n.device()), (GPU, GPU));
+        // Uniform: the 53-bit draw exactly, as on the CPU.
+        let want = ff::random::uniform(&[1001], DType::F64, Some(seed)).unwrap();
+        assert_eq!(u.to_ndarray::<f64>().unwrap(), want.to_ndarray::<f64>().unwrap());
+        // Normal: Box-Muller in f64 with the GPU's log/sin/cos, each within an ulp of libm.
+        let want = ff::random::normal(&[40, 25], DType::F64, Some(seed)).unwrap().to_ndarray::<f64>().unwrap();
+        let got = n.to_ndarray::<f64>().unwrap();
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!((g - w).abs() <= 1e-14 * w.abs().max(1e-3), "GPU {g} vs CPU {w}");
+        }
+    }
+}
+
 /// The f16, f64 and i64 this GPU computes in (`compute_dtypes`), with a loud line for those
 /// it does not (lavapipe has all three).
 fn wide_dtypes_here() -> Vec<DType> {

@@ -827,13 +827,22 @@ pub(crate) enum Dist {
     Normal,
 }
 
-/// Seeded f32 random values on the GPU with the CPU's generator (`crate::random`):
+/// Seeded f32 or f64 random values on the GPU with the CPU's generator (`crate::random`):
 /// Philox-4x32-10, element `i` from counter `i / 2` under `seed`. Uniform values are
-/// bit-identical to the CPU's (the 53-bit draw is rounded to f32 exactly, in integers);
-/// normal values compute Box-Muller in f32 (the CPU in f64), so they agree to a few ulps.
-pub(crate) fn random(ctx: &Arc<Ctx>, shape: &Shape, seed: u64, dist: Dist) -> Result<Tensor> {
+/// bit-identical to the CPU's (the 53-bit draw is rounded to f32 exactly, in integers; f64
+/// holds it exactly). Normal f32 values compute Box-Muller in f32 (the CPU in f64), so they
+/// agree to a few ulps; normal f64 values compute it in f64 with `math`'s log, sin and cos
+/// (within an ulp of the CPU's libm), so they agree to an ulp or two.
+pub(crate) fn random(ctx: &Arc<Ctx>, shape: &Shape, seed: u64, dist: Dist, dtype: DType) -> Result<Tensor> {
     let n = shape.num_elements();
+    let wide = dtype == DType::F64;
     let body = match dist {
+        Dist::Uniform if wide => {
+            "let pr = select(vec2(w.z, w.w), vec2(w.x, w.y), (i & 1u) == 0u);\n    let v = unit64(pr.x, pr.y);"
+        }
+        Dist::Normal if wide => {
+            "let u1 = 1.0 - unit64(w.x, w.y); // (0, 1]: log is finite\n    let u2 = unit64(w.z, w.w);\n    let r = sqrt(-2.0 * ff_log(u1));\n    let t = 6.283185307179586 * u2;\n    let v = select(r * ff_sin(t), r * ff_cos(t), (i & 1u) == 0u);"
+        }
         Dist::Uniform => {
             "let pr = select(vec2(w.z, w.w), vec2(w.x, w.y), (i & 1u) == 0u);\n    let v = min(unit53((pr.x << 21u) | (pr.y >> 11u), pr.x >> 11u), bitcast<f32>(0x3f7fffffu));"
         }
@@ -843,7 +852,7 @@ pub(crate) fn random(ctx: &Arc<Ctx>, shape: &Shape, seed: u64, dist: Dist) -> Re
     };
     let src = format!(
         r#"
-@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(0) var<storage, read_write> out: array<{elem}>;
 @group(0) @binding(1) var<storage, read> p: array<u32>;
 // (hi, lo) of a * b.
 fn mul_wide(a: u32, b: u32) -> vec2<u32> {{
@@ -875,21 +884,31 @@ fn unit53(lo: u32, hi: u32) -> f32 {{
     if (rem > half || (rem == half && (q & 1u) == 1u)) {{ q = q + 1u; }}
     return ldexp(f32(q), i32(s) - 53);
 }}
+{wide_fns}
 @compute @workgroup_size({WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
     let i = (wg.x + wg.y * nwg.x) * {WG}u + li;
     if (i >= p[0]) {{ return; }}
     let w = philox(i >> 1u, 0u, p[1], p[2]);
     {body}
-    out[i] = bitcast<u32>(v);
+    out[i] = {store};
 }}
-"#
+"#,
+        elem = codegen::elem(dtype),
+        store = if wide { "v" } else { "bitcast<u32>(v)" },
+        wide_fns = if wide {
+            // The 53-bit draw (a:32 bits << 21 | b >> 11) times 2^-53, exactly.
+            "fn unit64(a: u32, b: u32) -> f64 {\n    return f64((u64(a) << 21u) ^ (u64(b) >> 11u)) * bitcast<f64>(0x3ca0000000000000lu);\n}\n".to_string()
+                + &super::math::helpers(DType::F64, body)
+        } else {
+            String::new()
+        },
     );
     let name = if dist == Dist::Uniform { "random::uniform" } else { "random::normal" };
-    let out = storage::alloc(ctx, name, DType::F32, n)?;
+    let out = storage::alloc(ctx, name, dtype, n)?;
     if n > 0 {
         let k = ctx.kernel(name, &src, 0)?;
         ctx.dispatch(name, &k, &[], &out.buffer, &[n as u32, seed as u32, (seed >> 32) as u32], groups(n, WG))?;
     }
-    Ok(storage::tensor(out, shape.clone(), DType::F32))
+    Ok(storage::tensor(out, shape.clone(), dtype))
 }
