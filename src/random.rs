@@ -172,7 +172,8 @@ pub fn truncated_normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Res
         } else {
             out.chunks_mut(8192).enumerate().for_each(fill);
         }
-        Ok(Tensor::from_vec_unchecked(out, Shape::new(shape)))
+        // Drawn on the host; in a GPU scope it then goes there (one counted upload).
+        crate::placement::place_created(Tensor::from_vec_unchecked(out, Shape::new(shape)))
     })
 }
 

@@ -87,19 +87,26 @@ pub(crate) fn init_impl(
         Initializer::GlorotNormal => scaled_normal(shape, seed, (2.0 / (fan_in + fan_out)).sqrt() / TRUNC_STD, loc)?,
         Initializer::HeNormal => scaled_normal(shape, seed, (2.0 / fan_in).sqrt() / TRUNC_STD, loc)?,
     };
-    crate::with_dtype!(dtype, T => {
+    // Made where the creation functions make tensors: on the scope's GPU, if any.
+    crate::placement::place_created(crate::with_dtype!(dtype, T => {
         let v: Vec<T> = values.into_iter().map(<T as crate::dtype::Element>::from_f64).collect();
-        Ok(Tensor::from_vec_unchecked(v, Shape::new(shape)))
-    })
+        Tensor::from_vec_unchecked(v, Shape::new(shape))
+    }))
+}
+
+/// The f64 draw on the host whatever the device scope (it is scaled and cast there, then
+/// placed once).
+fn host_draw(f: impl FnOnce() -> Result<Tensor>, loc: Loc) -> Result<Tensor> {
+    crate::placement::with_device(crate::Device::Cpu, f).map_err(|e| e.at(loc))
 }
 
 fn scaled_uniform(shape: &[usize], seed: Option<u64>, limit: f64, loc: Loc) -> Result<Vec<f64>> {
-    let u = random::uniform(shape, DType::F64, seed).map_err(|e| e.at(loc))?;
+    let u = host_draw(|| random::uniform(shape, DType::F64, seed), loc)?;
     Ok(u.host_slice::<f64>("initializer")?.iter().map(|x| (2.0 * x - 1.0) * limit).collect())
 }
 
 fn scaled_normal(shape: &[usize], seed: Option<u64>, std: f64, loc: Loc) -> Result<Vec<f64>> {
-    let z = random::truncated_normal(shape, DType::F64, seed).map_err(|e| e.at(loc))?;
+    let z = host_draw(|| random::truncated_normal(shape, DType::F64, seed), loc)?;
     Ok(z.host_slice::<f64>("initializer")?.iter().map(|x| x * std).collect())
 }
 

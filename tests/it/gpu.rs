@@ -427,3 +427,40 @@ fn f16_on_the_gpu_rounds_as_the_cpu_does() {
         }
     }
 }
+
+#[test]
+fn initializers_and_layers_made_in_a_gpu_scope_live_there() {
+    need_gpu!("initializers_and_layers_made_in_a_gpu_scope_live_there");
+    // Each initializer draws the same values as on the CPU and returns them on the GPU,
+    // as the creation functions do; truncated_normal too.
+    type Init = fn(&[usize], DType, Option<u64>) -> ff::Result<Tensor>;
+    let inits: [(&str, Init); 4] = [
+        ("glorot_uniform", ff::nn::init::glorot_uniform),
+        ("glorot_normal", ff::nn::init::glorot_normal),
+        ("he_uniform", ff::nn::init::he_uniform),
+        ("he_normal", ff::nn::init::he_normal),
+    ];
+    for (name, init) in inits {
+        let cpu = init(&[6, 5], DType::F32, Some(9)).unwrap();
+        let gpu = ff::with_device("/GPU:0", || init(&[6, 5], DType::F32, Some(9)))
+            .unwrap_or_else(|e| panic!("{name} in a GPU scope: {e}"));
+        assert_eq!(gpu.device(), GPU, "{name}");
+        assert_eq!(gpu.to_ndarray::<f32>().unwrap(), cpu.to_ndarray::<f32>().unwrap(), "{name}");
+    }
+    let cpu = ff::random::truncated_normal(&[40], DType::F32, Some(2)).unwrap();
+    let gpu = ff::with_device("/GPU:0", || ff::random::truncated_normal(&[40], DType::F32, Some(2))).unwrap();
+    assert_eq!(gpu.device(), GPU);
+    assert_eq!(gpu.to_ndarray::<f32>().unwrap(), cpu.to_ndarray::<f32>().unwrap());
+    // A layer built in the scope keeps its weights there and runs there, strict policy on.
+    use ff::nn::Layer;
+    let x = ff::random::uniform(&[4, 6], DType::F32, Some(3)).unwrap();
+    let want = ff::nn::Dense::new(6, 5, Some(8)).unwrap().call(&x).unwrap();
+    let got = ff::with_device("/GPU:0", || {
+        let layer = ff::nn::Dense::new(6, 5, Some(8))?;
+        let gx = x.to_device(GPU)?;
+        ff::config::with_device_policy(DevicePolicy::Explicit, || layer.call(&gx))
+    })
+    .unwrap();
+    assert_eq!(got.device(), GPU);
+    close(&got.to_ndarray::<f32>().unwrap(), &want.to_ndarray::<f32>().unwrap(), 1e-5);
+}
