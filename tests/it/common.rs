@@ -733,6 +733,22 @@ pub fn binary_op(i: usize, x: &Tensor, y: &Tensor) -> ff::Result<Tensor> {
 
 // ---- GPU -----------------------------------------------------------------------------------
 
+/// Returns early from a GPU test, with one loud `SKIPPED` line naming it, when no GPU
+/// adapter exists (CI has lavapipe, so there the tests run).
+macro_rules! need_gpu {
+    ($name:literal) => {
+        if !$crate::common::gpu_available() {
+            eprintln!(
+                "SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe): {}::{}",
+                module_path!().trim_start_matches("it::"),
+                $name
+            );
+            return;
+        }
+    };
+}
+pub(crate) use need_gpu;
+
 /// Whether a GPU adapter exists (lavapipe counts). Sets `XDG_RUNTIME_DIR` first when it is
 /// unset, so Mesa does not complain on every test.
 pub fn gpu_available() -> bool {

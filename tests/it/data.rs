@@ -250,12 +250,7 @@ fn iterating_runs_one_op_per_component_per_batch_and_copies_nothing_across_devic
 
 #[test]
 fn a_shuffled_pipeline_over_gpu_data_gathers_there_and_sends_only_the_order() {
-    if !crate::common::gpu_available() {
-        eprintln!(
-            "SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe): data::a_shuffled_pipeline_over_gpu_data_gathers_there_and_sends_only_the_order"
-        );
-        return;
-    }
+    crate::common::need_gpu!("a_shuffled_pipeline_over_gpu_data_gathers_there_and_sends_only_the_order");
     let gpu = ff::Device::Gpu(0);
     let n = 48;
     let x = rows(n);

@@ -10,18 +10,9 @@ use ferroflow as ff;
 use ff::{DType, Device, DevicePolicy, Error, Tensor};
 use ndarray::{ArrayD, IxDyn};
 
-use crate::common::gpu_available;
+use crate::common::need_gpu;
 
 const GPU: Device = Device::Gpu(0);
-
-macro_rules! need_gpu {
-    ($name:literal) => {
-        if !gpu_available() {
-            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe): gpu::{}", $name);
-            return;
-        }
-    };
-}
 
 fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
     Tensor::from(ArrayD::from_shape_vec(IxDyn(shape), v).unwrap())

@@ -12,17 +12,14 @@
 use ferroflow as ff;
 use ff::{DType, Device, Tensor};
 
-use crate::common::gpu_available;
+use crate::common::need_gpu;
 
 const GPU: Device = Device::Gpu(0);
 
 /// Returns early (with a SKIPPED line) unless GPU:0 computes f64.
 macro_rules! need_f64_gpu {
     ($name:literal) => {
-        if !gpu_available() {
-            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe): gpu_f64_math::{}", $name);
-            return;
-        }
+        need_gpu!($name);
         if !ff::gpu::compute_dtypes(GPU).unwrap().contains(&DType::F64) {
             eprintln!("SKIPPED: GPU:0 has no SHADER_F64: gpu_f64_math::{}", $name);
             return;

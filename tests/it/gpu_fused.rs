@@ -12,18 +12,9 @@ use ferroflow as ff;
 use ff::{Device, Tensor};
 use ndarray::{ArrayD, IxDyn};
 
-use crate::common::gpu_available;
+use crate::common::need_gpu;
 
 const GPU: Device = Device::Gpu(0);
-
-macro_rules! need_gpu {
-    ($name:literal) => {
-        if !gpu_available() {
-            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe): gpu_fused::{}", $name);
-            return;
-        }
-    };
-}
 
 /// A deterministic f32 tensor of `shape` with values in about [-1.3, 1.3].
 fn data(shape: &[usize], seed: u32) -> Tensor {

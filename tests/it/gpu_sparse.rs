@@ -16,15 +16,6 @@ use crate::common::*;
 const GPU: Device = Device::Gpu(0);
 const LAX: SparseOptions = SparseOptions { validate: false };
 
-macro_rules! need_gpu {
-    ($name:literal) => {
-        if !gpu_available() {
-            eprintln!("SKIPPED: no GPU adapter (install mesa-vulkan-drivers for lavapipe): gpu_sparse::{}", $name);
-            return;
-        }
-    };
-}
-
 /// The dtypes GPU:0 computes in (what the sparse value kernels need).
 fn gpu_dtypes() -> Vec<DType> {
     ff::gpu::compute_dtypes(GPU).unwrap()
