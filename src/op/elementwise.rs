@@ -51,7 +51,7 @@ macro_rules! unary_table {
             Neg "neg" Signed NumK::neg "-x";
             Abs "abs" Num NumK::abs "abs(x)";
             Square "square" Num NumK::square "x * x";
-            Relu "relu" Num NumK::relu "select(x, T(0), x < T(0))";
+            Relu "relu" Num NumK::relu "ff_relu(x)";
             Exp "exp" Float FloatK::exp "ff_exp(x)";
             Log "log" Float FloatK::ln "ff_log(x)";
             Sqrt "sqrt" Float FloatK::sqrt "sqrt(x)";

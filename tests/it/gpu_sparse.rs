@@ -154,6 +154,52 @@ fn to_dense_reorder_and_coalesce_match_the_cpu_bit_for_bit() {
     }
 }
 
+/// f16 sums of duplicates round to nearest even after every add, as the CPU's: ties, the
+/// rounding past 65504 to infinity (and just below it), f16 subnormals, signed zeros. The
+/// GPU rounds on the bits (NVIDIA's driver skipped or changed the f32 -> f16 rounding).
+#[test]
+fn f16_duplicate_sums_round_like_the_cpu_at_the_edges() {
+    need_gpu!("f16_duplicate_sums_round_like_the_cpu_at_the_edges");
+    if !gpu_dtypes().contains(&DType::F16) {
+        eprintln!("SKIPPED: f16_duplicate_sums_round_like_the_cpu_at_the_edges: GPU:0 computes no f16");
+        return;
+    }
+    let pairs = [
+        (2048.0, 1.0),
+        (2048.0, 3.0),
+        (2050.0, 1.0),
+        (65504.0, 16.0),
+        (65504.0, 8.0),
+        (-65504.0, -32.0),
+        (6.0e-8, 6.0e-8),
+        (6.0e-8, 1.2e-7),
+        (6.1e-5, -3.0e-8),
+        (1.0e-4, -1.0e-4),
+        (-0.0, -0.0),
+        (-0.0, 0.0),
+        (f64::INFINITY, -1.0),
+    ];
+    let n = pairs.len();
+    // Entry 2i and 2i + 1 share index i; the third copy of index 0 makes a run of three.
+    let mut ix: Vec<f64> = (0..n).flat_map(|i| [i as f64, i as f64]).collect();
+    let mut v: Vec<f64> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    ix.push(0.0);
+    v.push(1.0);
+    let idx = tensor(DType::I64, &[ix.len(), 1], &ix);
+    let vals = tensor(DType::F16, &[v.len()], &v);
+    agree(
+        "f16 sums at the rounding edges",
+        on_all(&[idx, vals], move |xs| {
+            let s = SparseTensor::new_with(&xs[0], &xs[1], [n], LAX)?;
+            let d = sparse::to_dense(&s, tensor(DType::F16, &[], &[0.0]))?;
+            let mut out = vec![d];
+            out.extend(parts(s.coalesce()?));
+            Ok(out)
+        }),
+        true,
+    );
+}
+
 #[test]
 fn validate_and_from_dense_match_the_cpu() {
     need_gpu!("validate_and_from_dense_match_the_cpu");

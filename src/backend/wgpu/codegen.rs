@@ -96,6 +96,7 @@ fn signed_helpers(ty: &str, suffix: &str, exponent: &str) -> String {
 fn ff_isnan(x: $T) -> bool { return false; }
 fn ff_max(a: $T, b: $T) -> $T { return max(a, b); }
 fn ff_min(a: $T, b: $T) -> $T { return min(a, b); }
+fn ff_relu(x: $T) -> $T { return max(x, 0$s); }
 fn ff_floor_div(a: $T, b: $T) -> $T {
     if (b == 0$s) { return 0$s; }
     if (b == -1$s) { return 0$s - a; }
@@ -134,19 +135,56 @@ pub(crate) fn prelude(t: DType) -> String {
     match t {
         DType::F32 | DType::F16 => s.push_str(
             r#"
-// NaN tests on the bits: compilers may fold `x != x` to false.
-fn ff_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-fn ff_max(a: f32, b: f32) -> f32 { if (a > b || ff_isnan(a)) { return a; } return b; }
-fn ff_min(a: f32, b: f32) -> f32 { if (a < b || ff_isnan(a)) { return a; } return b; }
+// NaN decisions on the bits: Vulkan lets drivers assume no NaN in float math, and NVIDIA's
+// turns `a > b || isnan(a) ? a : b` and `x < 0 ? 0 : x` into max instructions that drop NaN.
+fn ff_nanbits(u: u32) -> bool { return (u & 0x7fffffffu) > 0x7f800000u; }
+fn ff_isnan(x: f32) -> bool { return ff_nanbits(bitcast<u32>(x)); }
+// a > b for bits of non-NaN floats (+0 and -0 equal): sign-magnitude to an ordered key.
+fn ff_gtbits(a: u32, b: u32) -> bool {
+    let ka = select(a | 0x80000000u, ~a, a >= 0x80000000u);
+    let kb = select(b | 0x80000000u, ~b, b >= 0x80000000u);
+    return ka > kb && ((a | b) & 0x7fffffffu) != 0u;
+}
+fn ff_max(a: f32, b: f32) -> f32 {
+    let ua = bitcast<u32>(a);
+    let ub = bitcast<u32>(b);
+    return bitcast<f32>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ua, ub))));
+}
+fn ff_min(a: f32, b: f32) -> f32 {
+    let ua = bitcast<u32>(a);
+    let ub = bitcast<u32>(b);
+    return bitcast<f32>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ub, ua))));
+}
+// 0 for x < 0 (not -0.0, not NaN).
+fn ff_relu(x: f32) -> f32 { let u = bitcast<u32>(x); return bitcast<f32>(select(u, 0u, u > 0x80000000u && u <= 0xff800000u)); }
 fn ff_floor_div(a: f32, b: f32) -> f32 { return floor(a / b); }
 "#,
         ),
         DType::I32 => s.push_str(&signed_helpers("i32", "", "b")),
         DType::F64 => s.push_str(
             r#"
-fn ff_isnan(x: f64) -> bool { return (bitcast<u64>(x) & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu; }
-fn ff_max(a: f64, b: f64) -> f64 { if (a > b || ff_isnan(a)) { return a; } return b; }
-fn ff_min(a: f64, b: f64) -> f64 { if (a < b || ff_isnan(a)) { return a; } return b; }
+// As for f32: NaN decisions on the bits.
+fn ff_nanbits(u: u64) -> bool { return (u & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu; }
+fn ff_isnan(x: f64) -> bool { return ff_nanbits(bitcast<u64>(x)); }
+fn ff_gtbits(a: u64, b: u64) -> bool {
+    let ka = select(a | 0x8000000000000000lu, ~a, a >= 0x8000000000000000lu);
+    let kb = select(b | 0x8000000000000000lu, ~b, b >= 0x8000000000000000lu);
+    return ka > kb && ((a | b) & 0x7ffffffffffffffflu) != 0lu;
+}
+fn ff_max(a: f64, b: f64) -> f64 {
+    let ua = bitcast<u64>(a);
+    let ub = bitcast<u64>(b);
+    return bitcast<f64>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ua, ub))));
+}
+fn ff_min(a: f64, b: f64) -> f64 {
+    let ua = bitcast<u64>(a);
+    let ub = bitcast<u64>(b);
+    return bitcast<f64>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ub, ua))));
+}
+fn ff_relu(x: f64) -> f64 {
+    let u = bitcast<u64>(x);
+    return bitcast<f64>(select(u, 0lu, u > 0x8000000000000000lu && u <= 0xfff0000000000000lu));
+}
 fn ff_floor_div(a: f64, b: f64) -> f64 { return floor(a / b); }
 "#,
         ),
@@ -156,6 +194,7 @@ fn ff_floor_div(a: f64, b: f64) -> f64 { return floor(a / b); }
 fn ff_isnan(x: u32) -> bool { return false; }
 fn ff_max(a: u32, b: u32) -> u32 { return max(a, b); }
 fn ff_min(a: u32, b: u32) -> u32 { return min(a, b); }
+fn ff_relu(x: u32) -> u32 { return x; }
 fn ff_floor_div(a: u32, b: u32) -> u32 { if (b == 0u) { return 0u; } return a / b; }
 fn ff_pow(a: u32, b: u32) -> u32 {
     var e = b;

@@ -415,27 +415,28 @@ fn ff64_kcos(x: f64, y: f64) -> f64 {
         src: r#"// x = n pi/2 + (y0 + y1), |y0 + y1| <= ~pi/4.
 struct Ff64Rem { n: i32, y0: f64, y1: f64 }
 // Below 2^20 pi/2: fdlibm's Cody-Waite reduction by pi/2 in up to three 33-bit pieces
-// (good to 151 bits, enough for every such double).
+// (good to 151 bits, enough for every such double). |x| > pi/4 here, so the error terms
+// `(t - r) - w` and `(r - y0) - w` keep their roundings through `ff64_opaque(.., x, 0)`.
 fn ff64_rem_pio2(x: f64) -> Ff64Rem {
     let ix = ff64_hi(x) & 0x7fffffffu;
     if (ix >= 0x413921fbu) { return ff64_rem_pio2_large(x); }
     let fnum = round(x * 6.36619772367581382433e-01lf);
     var r = x - fnum * 1.57079632673412561417e+00lf;
     var w = fnum * 6.07710050650619224932e-11lf;
-    var y0 = r - w;
+    var y0 = ff64_opaque(r - w, x, 0.0lf);
     let ex = i32(ix >> 20u);
     if (ex - i32((ff64_hi(y0) >> 20u) & 0x7ffu) > 16) {
         var t = r;
         w = fnum * 6.07710050630396597660e-11lf;
-        r = t - w;
+        r = ff64_opaque(t - w, x, 0.0lf);
         w = fnum * 2.02226624879595063154e-21lf - ((t - r) - w);
-        y0 = r - w;
+        y0 = ff64_opaque(r - w, x, 0.0lf);
         if (ex - i32((ff64_hi(y0) >> 20u) & 0x7ffu) > 49) {
             t = r;
             w = fnum * 2.02226624871116645580e-21lf;
-            r = t - w;
+            r = ff64_opaque(t - w, x, 0.0lf);
             w = fnum * 8.47842766036889956997e-32lf - ((t - r) - w);
-            y0 = r - w;
+            y0 = ff64_opaque(r - w, x, 0.0lf);
         }
     }
     return Ff64Rem(i32(fnum), y0, (r - y0) - w);
@@ -569,7 +570,9 @@ fn ff_cos(x: f64) -> f64 {
         src: r#"// fdlibm's e_pow: IEEE special cases first (pow(x, 0) = pow(1, y) = 1 even for NaN,
 // negative bases with integer exponents, zeros and infinities), then log2(x) in extra
 // precision (t1 + t2, splits by masking low words), y log2(x) = z, 2^z (error < 1 ulp;
-// integer powers that fit come out exact).
+// integer powers that fit come out exact). Each error term `a - (b - c)` goes through
+// `ff64_opaque` (y != 0 here): NVIDIA's driver rewrote `ax - (t_h - bp)` as `(ax + bp) - t_h`,
+// 14 ulp off for pow(3.58, -430).
 fn ff64_signed(neg: bool, v: f64) -> f64 { return select(v, -v, neg); }
 fn ff64_with_hi(x: f64, hi: u32) -> f64 { return bitcast<f64>((u64(hi) << 32u) | (bitcast<u64>(x) & 0xfffffffflu)); }
 fn ff64_lo0(x: f64) -> f64 { return bitcast<f64>(bitcast<u64>(x) & 0xffffffff00000000lu); }
@@ -649,7 +652,7 @@ fn ff_pow(x: f64, y: f64) -> f64 {
         let u = 1.44269502162933349609e+00lf * t;
         let v = t * 1.92596299112661746887e-08lf - w * 1.44269504088896338700e+00lf;
         t1 = ff64_lo0(u + v);
-        t2 = v - (t1 - u);
+        t2 = v - ff64_opaque(t1 - u, y, 0.0lf);
     } else {
         var n = 0;
         if (ix < 0x00100000) {
@@ -680,7 +683,7 @@ fn ff_pow(x: f64, y: f64) -> f64 {
         let ss = u * v;
         let s_h = ff64_lo0(ss);
         var t_h = ff64_with_hi(0.0lf, ((u32(ix) >> 1u) | 0x20000000u) + 0x00080000u + (u32(k) << 18u));
-        var t_l = ax - (t_h - bp);
+        var t_l = ax - ff64_opaque(t_h - bp, y, 0.0lf);
         let s_l = v * ((u - s_h * t_h) - s_h * t_l);
         // log(ax).
         var s2 = ss * ss;
@@ -688,18 +691,18 @@ fn ff_pow(x: f64, y: f64) -> f64 {
         r = r + s_l * (s_h + ss);
         s2 = s_h * s_h;
         t_h = ff64_lo0(3.0lf + s2 + r);
-        t_l = r - ((t_h - 3.0lf) - s2);
+        t_l = r - ff64_opaque(ff64_opaque(t_h - 3.0lf, y, 0.0lf) - s2, y, 0.0lf);
         let u2 = s_h * t_h;
         let v2 = s_l * t_h + t_l * ss;
         // 2/(3 log2) (ss + ...).
         let p_h = ff64_lo0(u2 + v2);
-        let p_l = v2 - (p_h - u2);
+        let p_l = v2 - ff64_opaque(p_h - u2, y, 0.0lf);
         let z_h = 9.61796700954437255859e-01lf * p_h;
         let z_l = -7.02846165095275826516e-09lf * p_h + p_l * 9.61796693925975554329e-01lf + dp_l;
         // log2(ax) = n + dp_h + z_h + z_l.
         let tn = f64(n);
         t1 = ff64_lo0(((z_h + z_l) + dp_h) + tn);
-        t2 = z_l - (((t1 - tn) - dp_h) - z_h);
+        t2 = z_l - ff64_opaque(ff64_opaque(ff64_opaque(t1 - tn, y, 0.0lf) - dp_h, y, 0.0lf) - z_h, y, 0.0lf);
     }
     // (y1 + y2) (t1 + t2) = p_h + p_l.
     let y1 = ff64_lo0(y);
@@ -729,13 +732,13 @@ fn ff_pow(x: f64, y: f64) -> f64 {
     }
     let t = ff64_lo0(p_l + p_h);
     let u = t * 6.93147182464599609375e-01lf;
-    let v = (p_l - (t - p_h)) * 6.93147180559945286227e-01lf + t * -1.90465429995776804525e-09lf;
+    let v = (p_l - ff64_opaque(t - p_h, y, 0.0lf)) * 6.93147180559945286227e-01lf + t * -1.90465429995776804525e-09lf;
     var zz = u + v;
     let w = v - (ff64_opaque(zz, y, 0.0lf) - u);
     let tt = zz * zz;
     let t1b = zz - tt * (1.66666666666666019037e-01lf + tt * (-2.77777777770155933842e-03lf + tt * (6.61375632143793436117e-05lf + tt * (-1.65339022054652515390e-06lf + tt * 4.13813679705723846039e-08lf))));
     let r = (zz * t1b) / (t1b - 2.0lf) - (w + zz * w);
-    zz = 1.0lf - (r - zz);
+    zz = 1.0lf - ff64_opaque(r - zz, y, 0.0lf);
     let jj = bitcast<i32>(ff64_hi(zz)) + (n << 20u);
     if ((jj >> 20u) <= 0) {
         zz = ff64_scalbn(zz, n);

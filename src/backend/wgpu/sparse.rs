@@ -163,16 +163,28 @@ fn dim_words(dims: &[usize]) -> Vec<u32> {
 }
 
 /// The value dtype's sum of two registers `a` and `b`, as the CPU's `SumK`: integers wrap,
-/// bool is or, f16 rounds after every add.
+/// bool is or, f16 rounds (to nearest even, on the bits) after every add.
 fn sum_fn(t: DType) -> String {
     let e = match t {
-        DType::F16 => "f32(f16(a + b))",
+        DType::F16 => return format!("{ROUND_F16}fn ff_sum(a: T, b: T) -> T {{ return ff_round_f16(a + b); }}\n"),
         DType::U8 => "(a + b) & 255u",
         DType::Bool => "a || b",
         _ => "a + b",
     };
     format!("fn ff_sum(a: T, b: T) -> T {{ return {e}; }}\n")
 }
+
+/// `x` rounded to the nearest f16 value, ties to even. Done on the bits: a driver may round
+/// an `f32(f16(x))` round trip toward zero or drop it (NVIDIA's gave sums 1 ulp off the CPU's).
+const ROUND_F16: &str = r#"fn ff_round_f16(x: f32) -> f32 {
+    let u = bitcast<u32>(x);
+    let a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) { return x; }
+    if (a >= 0x477ff000u) { return bitcast<f32>((u & 0x80000000u) | 0x7f800000u); }
+    if (a < 0x38800000u) { return round(x * 16777216.0) * 5.9604644775390625e-8; }
+    return bitcast<f32>((u & 0x80000000u) | ((a + 0xfffu + ((a >> 13u) & 1u)) & 0xffffe000u));
+}
+"#;
 
 /// `(nnz, cols)` of COO indices, with `cols` checked against the dense rank when given.
 fn coo(op: &'static str, indices: &Tensor, rank: Option<usize>) -> Result<(usize, usize)> {
