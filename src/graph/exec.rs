@@ -1,6 +1,7 @@
 //! Running a traced graph: compiled once into a `Plan` (steps in creation order, which is
-//! program order and a topological order; dead nodes pruned; side effects kept; each buffer
-//! freed right after its last consumer), then run on every call with the eager kernels.
+//! program order and a topological order, except that a merged weight update runs as soon
+//! as it may, see [`schedule`]; dead nodes pruned; side effects kept; each buffer freed
+//! right after its last consumer), then run on every call with the eager kernels.
 //! Branch and loop graphs are compiled into sub-plans.
 
 use std::sync::Arc;
@@ -99,6 +100,8 @@ impl Value<'_> {
 /// A graph compiled for execution. Slot `i` holds the value of the `i`-th kept node.
 pub(crate) struct Plan {
     steps: Vec<Step>,
+    /// The order the steps run in (see [`schedule`]).
+    order: Vec<usize>,
     outputs: Vec<usize>,
     /// Per slot, whether its tensor is made by this plan (so it may be reused in place);
     /// arguments, constants and variable reads are shared with the caller and never are.
@@ -136,9 +139,8 @@ impl Plan {
         let slot_of: std::collections::HashMap<NodeId, usize> =
             kept.iter().enumerate().map(|(s, id)| (*id, s)).collect();
         let slot = |id: &NodeId| slot_of.get(id).copied().ok_or_else(|| missing(*id));
-        let mut last = vec![None; kept.len()];
         let mut steps = Vec::with_capacity(kept.len());
-        for (s, id) in kept.iter().enumerate() {
+        for id in &kept {
             let n = g.node(*id).ok_or_else(|| missing(*id))?;
             let merge = merged.get(id);
             let inputs = match merge {
@@ -146,9 +148,6 @@ impl Plan {
                 None => &n.inputs[..],
             };
             let args = inputs.iter().map(slot).collect::<Result<SmallVec<[usize; 3]>>>()?;
-            for a in &args {
-                last[*a] = Some(s);
-            }
             let known = n.shape.is_fully_known()
                 && n.inputs.iter().all(|i| g.node(*i).is_some_and(|m| m.shape.is_fully_known()));
             let op = match &n.op {
@@ -181,6 +180,13 @@ impl Plan {
         let outputs = g.outputs.iter().map(slot).collect::<Result<Vec<_>>>()?;
         let owned =
             steps.iter().map(|st| matches!(st.op, StepOp::Prim(..) | StepOp::Fused(..) | StepOp::Project(_))).collect();
+        let order = schedule(&steps);
+        let mut last = vec![None; steps.len()];
+        for &s in &order {
+            for a in &steps[s].args {
+                last[*a] = Some(s);
+            }
+        }
         for (s, l) in last.iter().enumerate() {
             if let Some(step) = l
                 && !outputs.contains(&s)
@@ -188,7 +194,7 @@ impl Plan {
                 steps[*step].free.push(s);
             }
         }
-        Ok(Plan { steps, outputs, owned, gpu_consts: Default::default() })
+        Ok(Plan { steps, order, outputs, owned, gpu_consts: Default::default() })
     }
 
     /// Runs the plan on concrete arguments (the graph's inputs, in order).
@@ -205,7 +211,8 @@ impl Plan {
     fn run_on(&self, args: &[&Tensor], gpu: Option<&crate::backend::wgpu::context::Ctx>) -> Result<Vec<Tensor>> {
         let _awake = if gpu.is_none() { crate::backend::cpu::par::KeepAwake::start() } else { None };
         let mut slots: Vec<Option<Value<'_>>> = vec![None; self.steps.len()];
-        for (s, step) in self.steps.iter().enumerate() {
+        for &s in &self.order {
+            let step = &self.steps[s];
             let _span = step
                 .op
                 .profiled_name()
@@ -415,6 +422,59 @@ struct MergedUpdate {
 /// Finds `assign_add(v, matmul(a, b) [* c])` and `assign_sub(...)` where nothing else reads
 /// the product, the operands are 2-D f32/f64 and `c` a constant scalar: the pattern of a
 /// gradient-descent update of a weight matrix (`w -= lr * x^T · dz`). Keyed by the assign.
+/// The order a plan's steps run in: creation order, except that each merged update
+/// (`AssignMatMul`) moves up to just after the last step it must follow: the producers of
+/// its operands; the reads of its variable that come before it (a read after an update sees
+/// the new value); the steps that use such a read or a view of one (until they have run, the
+/// read holds the buffer and the update would have to copy it instead of writing in place);
+/// prints, branches, loops and other updates of the same variable. In a training step each
+/// layer's update then runs as soon as its gradient's operands are ready, while they are
+/// still in cache, rather than after the updates of the layers listed before it (the MLP's
+/// output layer update, after the first layer's 800 KB product had evicted its operands:
+/// 10 µs, against 6 µs right after its last operand). Updates of different variables commute.
+fn schedule(steps: &[Step]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    for s in 0..steps.len() {
+        let StepOp::AssignMatMul { var, .. } = &steps[s].op else { continue };
+        let id = var.id();
+        // Slots that may share the variable's buffer: its reads, and views of them (args
+        // always name earlier slots).
+        let mut alias = vec![false; s];
+        for t in 0..s {
+            let view = matches!(
+                &steps[t].op,
+                StepOp::Project(_)
+                    | StepOp::Prim(
+                        PrimOp::Reshape(_)
+                            | PrimOp::Transpose(_)
+                            | PrimOp::BroadcastTo(_)
+                            | PrimOp::Cast(_)
+                            | PrimOp::Slice { .. }
+                            | PrimOp::Concat(_),
+                        _
+                    )
+            );
+            let uses = steps[t].args.iter().any(|a| alias.get(*a).copied().unwrap_or(false));
+            alias[t] = matches!(&steps[t].op, StepOp::Read(v) if v.id() == id) || (view && uses);
+        }
+        let must_follow = |t: usize| {
+            steps[s].args.contains(&t)
+                || alias.get(t).copied().unwrap_or(false)
+                || steps[t].args.iter().any(|a| alias.get(*a).copied().unwrap_or(false))
+                || match &steps[t].op {
+                    StepOp::Print | StepOp::Cond { .. } | StepOp::While { .. } => true,
+                    StepOp::Assign(v, _) | StepOp::AssignMatMul { var: v, .. } => v.id() == id,
+                    _ => false,
+                }
+        };
+        let Some(pos) = order.iter().position(|&x| x == s) else { continue };
+        let at = order[..pos].iter().rposition(|&t| must_follow(t)).map_or(0, |p| p + 1);
+        let moved = order.remove(pos);
+        order.insert(at, moved);
+    }
+    order
+}
+
 fn merged_updates(g: &Graph) -> std::collections::HashMap<NodeId, MergedUpdate> {
     use crate::graph::fusion::{FusionKind, Instr};
     use crate::op::BinaryOp;

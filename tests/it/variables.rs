@@ -98,3 +98,47 @@ fn a_merged_update_with_a_live_read_leaves_the_read_alone() -> ff::Result<()> {
     }
     Ok(())
 }
+
+/// A merged update moves up to run as soon as it may: after its operands and after the
+/// earlier reads of its variable (and their users), not after later, unrelated work. In a
+/// training step that is each layer's update right after its gradient's operands, while
+/// they are in cache. The read still sees the old weights.
+#[test]
+fn a_merged_update_runs_early_but_after_the_reads_before_it() -> ff::Result<()> {
+    let a = ff::random::normal(&[6, 4], ff::DType::F64, Some(1))?;
+    let b = ff::random::normal(&[6, 3], ff::DType::F64, Some(2))?;
+    let c = ff::random::normal(&[48, 48], ff::DType::F64, Some(5))?;
+    let v = ff::Variable::new(ff::random::normal(&[4, 3], ff::DType::F64, Some(3))?)?;
+    let w0 = v.value().to_ndarray::<f64>()?;
+    let vc = v.clone();
+    // Program order: the update's product, a read and its user, unrelated work, the update.
+    let f = ff::function(move |a: &ff::Tensor, b: &ff::Tensor, c: &ff::Tensor| {
+        let g = ff::matmul_with(a, b, true, false)?;
+        let seen = (vc.value() * 2.0f64)?;
+        let other = c.matmul(c)?.reduce_sum(None, false)?;
+        vc.assign_sub((g * 0.5f64)?)?;
+        Ok((seen, other))
+    });
+    f.call((&a, &b, &c))?;
+    v.assign(ff::Tensor::from(w0.clone()))?;
+    let prof = ff::profiler::Profiler::start();
+    let (seen, _) = f.call((&a, &b, &c))?;
+    let names: Vec<_> = prof.stop().thread_events().iter().map(|e| e.name).collect();
+    let at = |n: &str| names.iter().position(|m| *m == n);
+    let (update, mul, other) = (at("assign_matmul"), at("mul"), at("matmul"));
+    assert!(update.is_some() && mul.is_some() && other.is_some(), "{names:?}");
+    assert!(
+        mul < update && update < other,
+        "the update runs after the read's user, before the unrelated product: {names:?}"
+    );
+    assert_eq!(seen.to_ndarray::<f64>()?, &w0 * 2.0, "the read saw the updated weights");
+    let (an, bn) = (a.to_ndarray::<f64>()?, b.to_ndarray::<f64>()?);
+    let an = an.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let bn = bn.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let want = &w0.into_dimensionality::<ndarray::Ix2>().unwrap() - &(an.t().dot(&bn) * 0.5);
+    let got = v.value().to_ndarray::<f64>()?.into_dimensionality::<ndarray::Ix2>().unwrap();
+    for (p, q) in want.iter().zip(got.iter()) {
+        assert!((p - q).abs() < 1e-12, "{p} vs {q}");
+    }
+    Ok(())
+}
