@@ -88,15 +88,7 @@ fn a_merged_update_with_a_live_read_leaves_the_read_alone() -> ff::Result<()> {
     let w0 = v.value().to_ndarray::<f64>()?;
     let read = f.call((&a, &b))?.to_ndarray::<f64>()?;
     assert_eq!(read, w0);
-    let (an, bn) = (a.to_ndarray::<f64>()?, b.to_ndarray::<f64>()?);
-    let an = an.into_dimensionality::<ndarray::Ix2>().unwrap();
-    let bn = bn.into_dimensionality::<ndarray::Ix2>().unwrap();
-    let want = &w0.into_dimensionality::<ndarray::Ix2>().unwrap() - &(an.t().dot(&bn) * 0.5);
-    let got = v.value().to_ndarray::<f64>()?.into_dimensionality::<ndarray::Ix2>().unwrap();
-    for (p, q) in want.iter().zip(got.iter()) {
-        assert!((p - q).abs() < 1e-12, "{p} vs {q}");
-    }
-    Ok(())
+    assert_updated(&v, w0, &a, &b)
 }
 
 /// A merged update moves up to run as soon as it may: after its operands and after the
@@ -132,11 +124,15 @@ fn a_merged_update_runs_early_but_after_the_reads_before_it() -> ff::Result<()> 
         "the update runs after the read's user, before the unrelated product: {names:?}"
     );
     assert_eq!(seen.to_ndarray::<f64>()?, &w0 * 2.0, "the read saw the updated weights");
-    let (an, bn) = (a.to_ndarray::<f64>()?, b.to_ndarray::<f64>()?);
-    let an = an.into_dimensionality::<ndarray::Ix2>().unwrap();
-    let bn = bn.into_dimensionality::<ndarray::Ix2>().unwrap();
-    let want = &w0.into_dimensionality::<ndarray::Ix2>().unwrap() - &(an.t().dot(&bn) * 0.5);
-    let got = v.value().to_ndarray::<f64>()?.into_dimensionality::<ndarray::Ix2>().unwrap();
+    assert_updated(&v, w0, &a, &b)
+}
+
+/// `v` holds `w0 - 0.5 aᵀ·b` (an ndarray reference).
+fn assert_updated(v: &ff::Variable, w0: ndarray::ArrayD<f64>, a: &ff::Tensor, b: &ff::Tensor) -> ff::Result<()> {
+    let two_d = |t: ndarray::ArrayD<f64>| t.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let (an, bn) = (two_d(a.to_ndarray::<f64>()?), two_d(b.to_ndarray::<f64>()?));
+    let want = &two_d(w0) - &(an.t().dot(&bn) * 0.5);
+    let got = two_d(v.value().to_ndarray::<f64>()?);
     for (p, q) in want.iter().zip(got.iter()) {
         assert!((p - q).abs() < 1e-12, "{p} vs {q}");
     }

@@ -127,67 +127,50 @@ fn ff_pow(a: $T, b: $T) -> $T {
     .replace("$E", exponent)
 }
 
+/// The helpers of a float type `$T` with bits `$U` (literal suffix `$s`, magnitude mask `$M`,
+/// infinity's bits `$I`). NaN decisions are made on the bits: Vulkan lets drivers assume no
+/// NaN in float math, and NVIDIA's turned `a > b || isnan(a) ? a : b` and `x < 0 ? 0 : x`
+/// into max instructions that drop NaN. `ff_gtbits` is `a > b` for the bits of non-NaN
+/// floats (+0 and -0 equal): sign-magnitude mapped to an ordered key.
+fn float_helpers(ty: &str, bits: &str, suffix: &str, magnitude: &str, inf: &str) -> String {
+    r#"
+fn ff_nanbits(u: $U) -> bool { return (u & $M) > $I; }
+fn ff_isnan(x: $T) -> bool { return ff_nanbits(bitcast<$U>(x)); }
+fn ff_gtbits(a: $U, b: $U) -> bool {
+    let ka = select(a | ~$M, ~a, a > $M);
+    let kb = select(b | ~$M, ~b, b > $M);
+    return ka > kb && ((a | b) & $M) != 0$s;
+}
+fn ff_max(a: $T, b: $T) -> $T {
+    let ua = bitcast<$U>(a);
+    let ub = bitcast<$U>(b);
+    return bitcast<$T>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ua, ub))));
+}
+fn ff_min(a: $T, b: $T) -> $T {
+    let ua = bitcast<$U>(a);
+    let ub = bitcast<$U>(b);
+    return bitcast<$T>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ub, ua))));
+}
+// 0 for x < 0 (not -0.0, not NaN): above the sign bit, up to -inf.
+fn ff_relu(x: $T) -> $T { let u = bitcast<$U>(x); return bitcast<$T>(select(u, 0$s, u > ~$M && u <= (~$M | $I))); }
+fn ff_floor_div(a: $T, b: $T) -> $T { return floor(a / b); }
+"#
+    .replace("$T", ty)
+    .replace("$U", bits)
+    .replace("$s", suffix)
+    .replace("$M", magnitude)
+    .replace("$I", inf)
+}
+
 /// `alias T` and the small `ff_*` helpers every kernel of operand dtype `t` may call (NaN
 /// test, NaN-propagating max/min, floor division, integer powers). The float math the op
 /// tables call comes from `math::helpers`, on demand.
 pub(crate) fn prelude(t: DType) -> String {
     let mut s = format!("alias T = {};\n", ty(t));
     match t {
-        DType::F32 | DType::F16 => s.push_str(
-            r#"
-// NaN decisions on the bits: Vulkan lets drivers assume no NaN in float math, and NVIDIA's
-// turns `a > b || isnan(a) ? a : b` and `x < 0 ? 0 : x` into max instructions that drop NaN.
-fn ff_nanbits(u: u32) -> bool { return (u & 0x7fffffffu) > 0x7f800000u; }
-fn ff_isnan(x: f32) -> bool { return ff_nanbits(bitcast<u32>(x)); }
-// a > b for bits of non-NaN floats (+0 and -0 equal): sign-magnitude to an ordered key.
-fn ff_gtbits(a: u32, b: u32) -> bool {
-    let ka = select(a | 0x80000000u, ~a, a >= 0x80000000u);
-    let kb = select(b | 0x80000000u, ~b, b >= 0x80000000u);
-    return ka > kb && ((a | b) & 0x7fffffffu) != 0u;
-}
-fn ff_max(a: f32, b: f32) -> f32 {
-    let ua = bitcast<u32>(a);
-    let ub = bitcast<u32>(b);
-    return bitcast<f32>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ua, ub))));
-}
-fn ff_min(a: f32, b: f32) -> f32 {
-    let ua = bitcast<u32>(a);
-    let ub = bitcast<u32>(b);
-    return bitcast<f32>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ub, ua))));
-}
-// 0 for x < 0 (not -0.0, not NaN).
-fn ff_relu(x: f32) -> f32 { let u = bitcast<u32>(x); return bitcast<f32>(select(u, 0u, u > 0x80000000u && u <= 0xff800000u)); }
-fn ff_floor_div(a: f32, b: f32) -> f32 { return floor(a / b); }
-"#,
-        ),
+        DType::F32 | DType::F16 => s.push_str(&float_helpers("f32", "u32", "u", "0x7fffffffu", "0x7f800000u")),
         DType::I32 => s.push_str(&signed_helpers("i32", "", "b")),
-        DType::F64 => s.push_str(
-            r#"
-// As for f32: NaN decisions on the bits.
-fn ff_nanbits(u: u64) -> bool { return (u & 0x7ffffffffffffffflu) > 0x7ff0000000000000lu; }
-fn ff_isnan(x: f64) -> bool { return ff_nanbits(bitcast<u64>(x)); }
-fn ff_gtbits(a: u64, b: u64) -> bool {
-    let ka = select(a | 0x8000000000000000lu, ~a, a >= 0x8000000000000000lu);
-    let kb = select(b | 0x8000000000000000lu, ~b, b >= 0x8000000000000000lu);
-    return ka > kb && ((a | b) & 0x7ffffffffffffffflu) != 0lu;
-}
-fn ff_max(a: f64, b: f64) -> f64 {
-    let ua = bitcast<u64>(a);
-    let ub = bitcast<u64>(b);
-    return bitcast<f64>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ua, ub))));
-}
-fn ff_min(a: f64, b: f64) -> f64 {
-    let ua = bitcast<u64>(a);
-    let ub = bitcast<u64>(b);
-    return bitcast<f64>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ub, ua))));
-}
-fn ff_relu(x: f64) -> f64 {
-    let u = bitcast<u64>(x);
-    return bitcast<f64>(select(u, 0lu, u > 0x8000000000000000lu && u <= 0xfff0000000000000lu));
-}
-fn ff_floor_div(a: f64, b: f64) -> f64 { return floor(a / b); }
-"#,
-        ),
+        DType::F64 => s.push_str(&float_helpers("f64", "u64", "lu", "0x7ffffffffffffffflu", "0x7ff0000000000000lu")),
         DType::I64 => s.push_str(&signed_helpers("i64", "li", "min(b, 4294967295li)")),
         DType::U8 => s.push_str(
             r#"
