@@ -9,7 +9,9 @@
 //!   16; each thread packs only its part of b), or by rows when the product is tall
 //!   (`m > 2n`), where a per-thread copy of a would cost more than one of b;
 //! - below [`PAR_MACS`] multiply-adds in all, everything runs on the calling thread (waking the
-//!   pool costs more than it saves).
+//!   pool costs more than it saves), except a thin product while a plan's spinner is awake
+//!   (`par::join2`): from [`SPUN_MACS`] it splits in two by rows, the half handed over for
+//!   ~1 µs.
 //!
 //! Thin products (2 to 16 output columns, at least 2 rows: a classifier head) skip `gemm`:
 //! [`thin_mm`] keeps a row's columns in the lanes of one vector, 8 rows at a time, and sums
@@ -373,6 +375,10 @@ fn is_thin(rows: usize, cols: usize) -> bool {
 /// more than it saves (measured: 128² serial 19 µs, split 32-35 µs median).
 const PAR_MACS: usize = 1 << 22;
 
+/// Minimum multiply-adds for a thin product to split across a plan's awake spinner: below
+/// ~2 µs of work a half saves less than the hand-off costs.
+const SPUN_MACS: usize = 1 << 17;
+
 /// The output buffer's base pointer, shared by tasks that write disjoint blocks of it.
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut T);
@@ -424,11 +430,25 @@ fn float_mm_into<T: Gemm>(
     let macs = m * n * k;
     // Blocks per matrix: 1 when the batch alone spreads evenly (or the matrices are too small
     // to split), else one per thread.
-    let split = if macs < PAR_MACS || nb % threads == 0 || nb >= 4 * threads { 1 } else { threads };
+    // A thin product below PAR_MACS still splits in two by rows while a plan's spinner is
+    // awake (see `par::join2`): handing it half costs ~1 µs, not a wake-up, and each row's
+    // bits do not depend on its block.
+    let spun = nb == 1
+        && (SPUN_MACS..PAR_MACS).contains(&macs)
+        && is_thin(m, n)
+        && m >= 2 * MIN_BLOCK
+        && super::par::spinner_awake();
+    let split = if spun {
+        2
+    } else if macs < PAR_MACS || nb % threads == 0 || nb >= 4 * threads {
+        1
+    } else {
+        threads
+    };
     // Columns unless the product is tall (see the module docs): 1024², quiet, 4.47 ms by
     // columns against 4.67 ms by rows.
     // Blocks of at least MIN_BLOCK rows or columns (see `flags_are_exact`).
-    let by_rows = m > 2 * n;
+    let by_rows = spun || m > 2 * n;
     let (h, w) = if by_rows {
         (m.div_ceil(split).max(MIN_BLOCK), n)
     } else {
@@ -483,16 +503,13 @@ fn float_mm_into<T: Gemm>(
             }
         }
     };
-    if threads > 1 && nb * macs >= PAR_MACS && nb * split > 1 {
+    if spun || (threads > 1 && nb * macs >= PAR_MACS && nb * split > 1) {
         if rayon::current_thread_index().is_none() && nb * split == 2 {
             // Called from outside the pool (a user's thread): compute one block here while a
-            // pool worker takes the other, instead of blocking this thread on both. The pool's
-            // workers sleep between ops, and waking one (and then this thread) costs tens of
-            // µs on every product of a training step.
-            rayon::in_place_scope(|s| {
-                s.spawn(|_| task(1));
-                task(0);
-            });
+            // pool worker (a plan's spinner, if awake) takes the other, instead of blocking
+            // this thread on both. The pool's workers sleep between ops, and waking one (and
+            // then this thread) costs tens of µs on every product of a training step.
+            super::par::join2(|| task(0), || task(1));
         } else {
             (0..nb * split).into_par_iter().for_each(task);
         }
@@ -633,7 +650,7 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
 mod tests {
     use half::f16;
 
-    use super::{MIN_BLOCK, cut, flags_are_exact, matmul_epilogue};
+    use super::{MIN_BLOCK, SPUN_MACS, cut, flags_are_exact, is_thin, matmul_epilogue};
     use crate::dtype::Element;
     use crate::tensor::Tensor;
 
@@ -821,6 +838,27 @@ mod tests {
     }
 
     /// Non-integer values in [-1, 1): sums round, so a change of summation order shows.
+    #[test]
+    fn thin_products_split_on_an_awake_spinner_keep_their_bits() {
+        // A plan's spinner makes thin products split by rows (`spun`); eager code, without
+        // it, runs them whole: both must round the same. The reference runs inside a
+        // one-thread pool, where nothing splits.
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        for (m, k, n, ta) in [(128, 256, 10, false), (256, 128, 10, true), (130, 1100, 3, false), (40, 4000, 16, true)]
+        {
+            assert!(m * k * n >= SPUN_MACS && is_thin(m, n), "{m}x{k}x{n} would not split");
+            let (a, b) = (floats(m * k, 3), floats(k * n, 4));
+            let (a, b): (Vec<f32>, Vec<f32>) =
+                (a.iter().map(|&v| v as f32).collect(), b.iter().map(|&v| v as f32).collect());
+            let (a, b) = (stored(&a, m, k, ta), stored(&b, k, n, false));
+            let bits =
+                |t: Tensor| -> Vec<u32> { t.host_slice::<f32>("test").unwrap().iter().map(|v| v.to_bits()).collect() };
+            let want = bits(one.install(|| crate::matmul_with(&a, &b, ta, false)).unwrap());
+            let _awake = crate::backend::cpu::par::KeepAwake::start();
+            assert_eq!(bits(crate::matmul_with(&a, &b, ta, false).unwrap()), want, "{m}x{k}x{n}");
+        }
+    }
+
     fn floats(len: usize, seed: u64) -> Vec<f64> {
         vals(len, seed, -1 << 20, 1 << 20).into_iter().map(|v| v as f64 / (1 << 20) as f64 + 1.0 / 3.0).collect()
     }
