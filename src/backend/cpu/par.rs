@@ -240,6 +240,11 @@ mod tests {
         true
     }
 
+    /// Whether, within 5 s, no plan holds the spinner and it has left.
+    fn spinner_leaves() -> bool {
+        wait_until(|| !SPINNING.load(Ordering::SeqCst) && WANTED.load(Ordering::SeqCst) == 0)
+    }
+
     #[test]
     fn one_spinner_serves_every_plan_never_inside_the_pool_and_leaves_after_the_last() {
         if rayon::current_num_threads() < 2 {
@@ -261,10 +266,7 @@ mod tests {
         assert_eq!((sum, one), (45, 1));
         drop(c);
         // Other tests' plans may hold it a while; once none does, it leaves.
-        assert!(
-            wait_until(|| !SPINNING.load(Ordering::SeqCst) && WANTED.load(Ordering::SeqCst) == 0),
-            "the spinner did not leave after the last plan ended"
-        );
+        assert!(spinner_leaves(), "the spinner did not leave after the last plan ended");
     }
 
     #[test]
@@ -284,10 +286,7 @@ mod tests {
                 });
             }
         });
-        assert!(
-            wait_until(|| !SPINNING.load(Ordering::SeqCst) && WANTED.load(Ordering::SeqCst) == 0),
-            "the spinner outlived every plan"
-        );
+        assert!(spinner_leaves(), "the spinner outlived every plan");
     }
 
     #[test]
