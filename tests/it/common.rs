@@ -58,6 +58,32 @@ pub const MODES: &[Mode] = &[Mode::Eager, Mode::Traced, Mode::WgpuEager, Mode::W
 /// like any body of `ff::function`.
 pub type OpFn = Arc<dyn Fn(&[Tensor]) -> ff::Result<Vec<Tensor>> + Send + Sync>;
 
+thread_local! {
+    /// The cases under test on this thread, innermost last (see [`name_case`]).
+    static CASES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Names the case under test (op, dtype, shape) in the panics of [`run_many`] until the
+/// guard drops, so that a mode that differs says which op it was, not only the inputs.
+pub fn name_case(ctx: &str) -> CaseGuard {
+    CASES.with(|c| c.borrow_mut().push(ctx.to_string()));
+    CaseGuard(())
+}
+
+/// Ends a [`name_case`] when dropped.
+pub struct CaseGuard(());
+
+impl Drop for CaseGuard {
+    fn drop(&mut self) {
+        CASES.with(|c| c.borrow_mut().pop());
+    }
+}
+
+/// `"<case>: "` for the innermost case, or nothing.
+fn case_prefix() -> String {
+    CASES.with(|c| c.borrow().last().map(|s| format!("{s}: ")).unwrap_or_default())
+}
+
 /// Runs `f` over `inputs` in `mode`.
 ///
 /// `Traced` also runs `f` eagerly and panics (at the caller's line) unless both agree
@@ -77,7 +103,7 @@ pub fn run_many(
             let traced = call_traced(&f, inputs);
             let eager = f(inputs);
             if let Err(why) = same_outcome(&eager, &traced) {
-                panic!("traced differs from eager on inputs {}: {why}", describe(inputs));
+                panic!("{}traced differs from eager on inputs {}: {why}", case_prefix(), describe(inputs));
             }
             traced
         }
@@ -96,7 +122,7 @@ pub fn run_many(
                 ff::with_device("/GPU:0", || call_traced(&f, &on_gpu))
             };
             if let Err(why) = gpu_matches(&eager, &gpu) {
-                panic!("{mode:?} differs from the CPU on inputs {}: {why}", describe(inputs));
+                panic!("{}{mode:?} differs from the CPU on inputs {}: {why}", case_prefix(), describe(inputs));
             }
             eager
         }

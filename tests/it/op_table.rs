@@ -104,6 +104,7 @@ fn unary_elementwise() {
         for &dt in case.dtypes {
             for &shape in UNARY_SHAPES {
                 let ctx = format!("{} {dt} {shape:?}", case.name);
+                let _case = name_case(&ctx);
                 let mut rng = Rng::for_case(&ctx);
                 let (x, xv) = input(&mut rng, dt, shape, case.dom);
                 let want = xv.mapv(|v| (case.reference)(v, dt));
@@ -123,6 +124,7 @@ fn unary_special_values() {
     for case in unary_table().into_iter().filter(|c| c.dtypes == FLOATS || c.dtypes == SIGNED || c.dtypes == NUM) {
         for &dt in FLOATS {
             let ctx = format!("{} {dt} special values", case.name);
+            let _case = name_case(&ctx);
             let x = tensor(dt, &[specials.len()], &specials);
             let want = exact(dt, &[specials.len()], &specials).mapv(|v| (case.reference)(v, dt));
             for &mode in MODES {
@@ -282,6 +284,7 @@ fn binary_elementwise() {
         for &dt in case.dtypes {
             for &(sa, sb) in BINARY_SHAPES {
                 let ctx = format!("{} {dt} {sa:?} {sb:?}", case.name);
+                let _case = name_case(&ctx);
                 let mut rng = Rng::for_case(&ctx);
                 let (a, av) = input(&mut rng, dt, sa, case.lhs);
                 let (b, bv) = input(&mut rng, dt, sb, case.rhs);
@@ -327,6 +330,7 @@ fn where_selects_with_broadcasting() {
     for &dt in ALL {
         for &(sc, sx, sy) in shapes {
             let ctx = format!("where_ {dt} {sc:?} {sx:?} {sy:?}");
+            let _case = name_case(&ctx);
             let mut rng = Rng::for_case(&ctx);
             let (c, cv) = input(&mut rng, Bool, sc, Domain::Any);
             let (x, xv) = input(&mut rng, dt, sx, Domain::Any);
@@ -357,6 +361,7 @@ fn clip_bounds_values() {
     for &dt in NUM {
         for &(sx, sl, sh) in shapes {
             let ctx = format!("clip {dt} {sx:?} {sl:?} {sh:?}");
+            let _case = name_case(&ctx);
             let mut rng = Rng::for_case(&ctx);
             let (x, xv) = input(&mut rng, dt, sx, Domain::Any);
             let (lo, lv) = input(&mut rng, dt, sl, Domain::Small);
@@ -371,6 +376,7 @@ fn clip_bounds_values() {
         }
         // Host-scalar bounds take the tensor's dtype.
         let ctx = format!("clip {dt} scalar bounds");
+        let _case = name_case(&ctx);
         let mut rng = Rng::for_case(&ctx);
         let (x, xv) = input(&mut rng, dt, &[3, 4], Domain::Any);
         let want = xv.mapv(|v| v.clamp(1.0, 3.0));
@@ -512,6 +518,7 @@ fn reductions_over_axes() {
             for &(shape, axes) in REDUCE_CASES {
                 for keepdims in [false, true] {
                     let ctx = format!("{name} {dt} {shape:?} axes={axes:?} keepdims={keepdims}");
+                    let _case = name_case(&ctx);
                     let mut rng = Rng::for_case(&ctx);
                     let dom = if op == Red::Prod { Domain::Prod } else { Domain::Any };
                     let (x, xv) = input(&mut rng, dt, shape, dom);
@@ -585,6 +592,7 @@ fn arg_reductions() {
             for &(shape, axes) in cases {
                 for keepdims in [false, true] {
                     let ctx = format!("{name} {dt} {shape:?} axes={axes:?} keepdims={keepdims}");
+                    let _case = name_case(&ctx);
                     let mut rng = Rng::for_case(&ctx);
                     // Small integers: ties are common, and the first index must win.
                     let (x, xv) = input(&mut rng, dt, shape, Domain::Small);
@@ -605,6 +613,7 @@ fn nan_propagates() {
     let v = [1.0, f64::NAN, 3.0, -2.0, 5.0, 0.0];
     for &dt in FLOATS {
         let ctx = format!("nan {dt}");
+        let _case = name_case(&ctx);
         let x = tensor(dt, &[2, 3], &v);
         let y = tensor(dt, &[2, 3], &[0.0; 6]);
         let nan_at = |t: &Tensor| values(t).iter().map(|v| v.is_nan()).collect::<Vec<_>>();
@@ -639,6 +648,7 @@ fn each_dtype(
 ) {
     for &dt in ALL {
         let ctx = format!("{ctx} {dt}");
+        let _case = name_case(&ctx);
         let mut rng = Rng::for_case(&ctx);
         let (x, xv) = input(&mut rng, dt, shape, Domain::Any);
         let want = reference(&xv);
@@ -671,6 +681,7 @@ fn reshape_infers_minus_one() {
     ];
     for &(from, to, dims) in cases {
         let ctx = format!("reshape {from:?} -> {to:?}");
+        let _case = name_case(&ctx);
         each_dtype(&ctx, from, move |t| ff::reshape(&t[0], to), move |x| row_major(x, dims));
         each_dtype(&format!("{ctx} (method)"), from, move |t| t[0].reshape(to), move |x| row_major(x, dims));
     }
@@ -691,6 +702,7 @@ fn transpose_permutes() {
     ];
     for &(shape, perm) in cases {
         let ctx = format!("transpose {shape:?} {perm:?}");
+        let _case = name_case(&ctx);
         let reference = |x: &ArrayD<f64>| x.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned();
         each_dtype(&ctx, shape, move |t| ff::transpose(&t[0], perm), reference);
         each_dtype(&format!("{ctx} (method)"), shape, move |t| t[0].transpose(perm), reference);
@@ -703,6 +715,7 @@ fn expand_dims_every_position() {
         let r = shape.len() as isize;
         for axis in -r - 1..=r {
             let ctx = format!("expand_dims {shape:?} {axis}");
+            let _case = name_case(&ctx);
             let a = if axis < 0 { axis + r + 1 } else { axis } as usize;
             let reference = |x: &ArrayD<f64>| x.clone().insert_axis(Axis(a));
             each_dtype(&ctx, shape, move |t| ff::expand_dims(&t[0], axis), reference);
@@ -728,6 +741,7 @@ fn squeeze_size_one_axes() {
     ];
     for &(shape, axes, dims) in cases {
         let ctx = format!("squeeze {shape:?} {axes:?}");
+        let _case = name_case(&ctx);
         each_dtype(&ctx, shape, move |t| ff::squeeze(&t[0], axes), move |x| row_major(x, dims));
         each_dtype(&format!("{ctx} (method)"), shape, move |t| t[0].squeeze(axes), move |x| row_major(x, dims));
     }
@@ -748,6 +762,7 @@ fn broadcast_to_repeats() {
     ];
     for &(from, to) in cases {
         let ctx = format!("broadcast_to {from:?} -> {to:?}");
+        let _case = name_case(&ctx);
         let reference = |x: &ArrayD<f64>| x.broadcast(IxDyn(to)).unwrap().to_owned();
         each_dtype(&ctx, from, move |t| ff::broadcast_to(&t[0], to), reference);
         each_dtype(&format!("{ctx} (method)"), from, move |t| t[0].broadcast_to(to), reference);
@@ -778,6 +793,7 @@ fn concat_joins() {
     for &(shapes, axis) in cases {
         for &dt in ALL {
             let ctx = format!("concat {shapes:?} axis={axis} {dt}");
+            let _case = name_case(&ctx);
             let (ts, vs) = inputs(&ctx, dt, shapes);
             let a = if axis < 0 { axis + shapes[0].len() as isize } else { axis } as usize;
             let views: Vec<_> = vs.iter().map(|v| v.view()).collect();
@@ -798,6 +814,7 @@ fn stack_adds_an_axis() {
         for axis in -r - 1..=r {
             for &dt in ALL {
                 let ctx = format!("stack {n}x{shape:?} axis={axis} {dt}");
+                let _case = name_case(&ctx);
                 let shapes = vec![shape; n];
                 let (ts, vs) = inputs(&ctx, dt, &shapes);
                 let a = if axis < 0 { axis + r + 1 } else { axis } as usize;
@@ -829,6 +846,7 @@ fn split_into_parts_and_sizes() {
     for (shape, spec, axis) in cases {
         for &dt in ALL {
             let ctx = format!("split {shape:?} {spec:?} axis={axis} {dt}");
+            let _case = name_case(&ctx);
             let mut rng = Rng::for_case(&ctx);
             let (x, xv) = input(&mut rng, dt, shape, Domain::Any);
             let a = if *axis < 0 { axis + shape.len() as isize } else { *axis } as usize;
@@ -879,6 +897,7 @@ fn slice_blocks() {
     ];
     for &(shape, begin, size) in cases {
         let ctx = format!("slice {shape:?} begin={begin:?} size={size:?}");
+        let _case = name_case(&ctx);
         let reference = |x: &ArrayD<f64>| {
             x.slice_each_axis(|ax| {
                 let (b, d) = (begin[ax.axis.index()], ax.len);
@@ -913,6 +932,7 @@ fn gather_picks_along_an_axis() {
         for &idt in INT_INDEX {
             for &dt in ALL {
                 let ctx = format!("gather {shape:?} axis={axis} idx={ishape:?} {idt} {dt}");
+                let _case = name_case(&ctx);
                 let mut rng = Rng::for_case(&ctx);
                 let (x, xv) = input(&mut rng, dt, shape, Domain::Any);
                 let a = if axis < 0 { axis + shape.len() as isize } else { axis } as usize;
@@ -942,6 +962,7 @@ fn one_hot_encodes() {
     for &(shape, depth) in cases {
         for &dt in &[I32, I64, U8] {
             let ctx = format!("one_hot {shape:?} depth={depth} {dt}");
+            let _case = name_case(&ctx);
             let mut rng = Rng::for_case(&ctx);
             let n: usize = shape.iter().product();
             if depth == 0 && n > 0 {
@@ -1045,6 +1066,7 @@ fn matmul_batched_and_transposed() {
     for &(sa, sb, ta, tb) in MATMUL_CASES {
         for &dt in NUM {
             let ctx = format!("matmul {sa:?} {sb:?} ta={ta} tb={tb} {dt}");
+            let _case = name_case(&ctx);
             let mut rng = Rng::for_case(&ctx);
             let (a, av) = input(&mut rng, dt, sa, Domain::Any);
             let (b, bv) = input(&mut rng, dt, sb, Domain::Any);
@@ -1090,6 +1112,7 @@ fn softmax_every_axis() {
                 for &dt in FLOATS {
                     let name = if log { "log_softmax" } else { "softmax" };
                     let ctx = format!("{name} {shape:?} axis={axis} {dt}");
+                    let _case = name_case(&ctx);
                     let mut rng = Rng::for_case(&ctx);
                     let (x, xv) = input(&mut rng, dt, shape, Domain::Any);
                     let a = if axis < 0 { axis + r } else { axis } as usize;
@@ -1206,6 +1229,7 @@ fn cast_every_pair() {
         let x = tensor(from, &[src.len()], &src);
         for &to in ALL {
             let ctx = format!("cast {from} -> {to}");
+            let _case = name_case(&ctx);
             let want = xv.mapv(|v| ref_cast(v, from, to));
             let exact_tol = Tol { abs: 0.0, rel: 0.0 };
             for &mode in MODES {
@@ -1239,6 +1263,7 @@ fn rgb_to_grayscale_weights_channels() {
         };
         for &shape in shapes {
             let ctx = format!("rgb_to_grayscale {shape:?} {dt}");
+            let _case = name_case(&ctx);
             let mut rng = Rng::for_case(&ctx);
             let n: usize = shape.iter().product();
             let v: Vec<f64> = (0..n)
@@ -1277,6 +1302,7 @@ fn rgb_to_grayscale_weights_channels() {
 fn large_inputs_take_the_parallel_paths() {
     for &dt in &[F32, F64, I32] {
         let ctx = format!("large {dt}");
+        let _case = name_case(&ctx);
         let mut rng = Rng::for_case(&ctx);
         let (a, av) = input(&mut rng, dt, &[256, 300], Domain::Any);
         let (b, bv) = input(&mut rng, dt, &[256, 300], Domain::Any);
@@ -1358,6 +1384,7 @@ fn large_inputs_take_the_parallel_paths() {
     // Float-only kernels: softmax rows across threads, matmul split by rows and by batch.
     for &dt in &[F32, F64] {
         let ctx = format!("large {dt}");
+        let _case = name_case(&ctx);
         let mut rng = Rng::for_case(&ctx);
         let (x, xv) = input(&mut rng, dt, &[64, 1024], Domain::Any);
         let (p, pv) = input(&mut rng, dt, &[300, 256], Domain::Any);
@@ -1403,4 +1430,23 @@ fn large_inputs_take_the_parallel_paths() {
             );
         }
     }
+}
+
+#[test]
+fn a_mode_that_differs_names_its_case() {
+    // A body that returns another constant each time it runs: the traced call records the
+    // first, the eager one returns the second, and `run` must say which case that was.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let x = Tensor::scalar(1.0f32);
+    let _case = name_case("counter f32 []");
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let calls = calls.clone();
+        run(Mode::Traced, std::slice::from_ref(&x), move |xs| {
+            let k = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as f32;
+            &xs[0] + k
+        })
+    }));
+    let e = r.expect_err("traced and eager differ");
+    let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.starts_with("counter f32 []: traced differs from eager"), "{msg}");
 }
