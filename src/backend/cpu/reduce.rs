@@ -1,6 +1,9 @@
 //! Reductions (sum, mean, max, min, prod) and arg-reductions. Every reduction is viewed as
 //! `[outer, R, inner]`; non-adjacent axes are first moved last by a transpose. Sums keep 16
-//! independent lanes so the compiler vectorizes them without reassociating one accumulator.
+//! independent lanes so the compiler vectorizes them without reassociating one accumulator;
+//! reductions over leading axes add whole rows into a row of accumulators with
+//! `simd::zip_self`, compiled for the CPU (a bias gradient, [128, 256] over axis 0: 2.6 ->
+//! 1.95 µs), the same bits at every level.
 
 use rayon::prelude::*;
 
@@ -76,10 +79,7 @@ fn reduce_3d<T: NumK>(
     let block = |o: usize, acc: &mut [T]| {
         acc.fill(id);
         for k in 0..r {
-            let row = &x[(o * r + k) * inner..(o * r + k + 1) * inner];
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a = f(*a, v);
-            }
+            super::simd::zip_self(acc, &x[(o * r + k) * inner..(o * r + k + 1) * inner], &f);
         }
     };
     if outer > 1 && outer * r * inner >= PAR_MIN {
@@ -90,10 +90,7 @@ fn reduce_3d<T: NumK>(
         out.par_chunks_mut(c).enumerate().for_each(|(ci, acc)| {
             acc.fill(id);
             for k in 0..r {
-                let row = &x[k * inner + ci * c..k * inner + ci * c + acc.len()];
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a = f(*a, v);
-                }
+                super::simd::zip_self(acc, &x[k * inner + ci * c..k * inner + ci * c + acc.len()], &f);
             }
         });
     } else {
