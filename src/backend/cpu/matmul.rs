@@ -9,9 +9,10 @@
 //!   16; each thread packs only its part of b), or by rows when the product is tall
 //!   (`m > 2n`), where a per-thread copy of a would cost more than one of b;
 //! - below [`PAR_MACS`] multiply-adds in all, everything runs on the calling thread (waking the
-//!   pool costs more than it saves), except a thin product while a plan's spinner is awake
-//!   (`par::join2`): from [`SPUN_MACS`] it splits in two by rows, the half handed over for
-//!   ~1 µs.
+//!   pool costs more than it saves), except while a plan's spinner is awake (`par::join2`):
+//!   then from [`SPUN_MACS`] a product splits in two by rows, the half handed over for ~1 µs,
+//!   when that leaves each row's bits alone (thin products, and `gemm` products of depth at
+//!   most 512: [`rows_split_exactly`]).
 //!
 //! Thin products (2 to 16 output columns, at least 2 rows: a classifier head) skip `gemm`:
 //! [`thin_mm`] keeps a row's columns in the lanes of one vector, 8 rows at a time, and sums
@@ -375,6 +376,14 @@ fn is_thin(rows: usize, cols: usize) -> bool {
 /// more than it saves (measured: 128² serial 19 µs, split 32-35 µs median).
 const PAR_MACS: usize = 1 << 22;
 
+/// Whether `gemm` rounds each row of an m×k·k×n product the same when the rows are cut in
+/// two: on its packed kernels (more than 256 outputs per half, k > 2, n > 1) each output
+/// sums its whole depth in one pass, in order, when k fits one depth block (`gemm` takes
+/// blocks of at least 512).
+fn rows_split_exactly(m: usize, k: usize, n: usize) -> bool {
+    (3..=512).contains(&k) && n >= 2 && (m / 2) * n > 256
+}
+
 /// Minimum multiply-adds for a thin product to split across a plan's awake spinner: below
 /// ~2 µs of work a half saves less than the hand-off costs.
 const SPUN_MACS: usize = 1 << 17;
@@ -430,13 +439,13 @@ fn float_mm_into<T: Gemm>(
     let macs = m * n * k;
     // Blocks per matrix: 1 when the batch alone spreads evenly (or the matrices are too small
     // to split), else one per thread.
-    // A thin product below PAR_MACS still splits in two by rows while a plan's spinner is
-    // awake (see `par::join2`): handing it half costs ~1 µs, not a wake-up, and each row's
-    // bits do not depend on its block.
+    // A product below PAR_MACS still splits in two by rows while a plan's spinner is awake
+    // (see `par::join2`): handing it half costs ~1 µs, not a wake-up. Only where each row's
+    // bits do not depend on its block: eager code, with no spinner, runs it whole.
     let spun = nb == 1
         && (SPUN_MACS..PAR_MACS).contains(&macs)
-        && is_thin(m, n)
         && m >= 2 * MIN_BLOCK
+        && (is_thin(m, n) || rows_split_exactly(m, k, n))
         && super::par::spinner_awake();
     let split = if spun {
         2
@@ -650,7 +659,7 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
 mod tests {
     use half::f16;
 
-    use super::{MIN_BLOCK, SPUN_MACS, cut, flags_are_exact, is_thin, matmul_epilogue};
+    use super::{MIN_BLOCK, PAR_MACS, SPUN_MACS, cut, flags_are_exact, is_thin, matmul_epilogue, rows_split_exactly};
     use crate::dtype::Element;
     use crate::tensor::Tensor;
 
@@ -839,24 +848,41 @@ mod tests {
 
     /// Non-integer values in [-1, 1): sums round, so a change of summation order shows.
     #[test]
-    fn thin_products_split_on_an_awake_spinner_keep_their_bits() {
-        // A plan's spinner makes thin products split by rows (`spun`); eager code, without
+    fn products_split_on_an_awake_spinner_keep_their_bits() {
+        // A plan's spinner makes small products split by rows (`spun`); eager code, without
         // it, runs them whole: both must round the same. The reference runs inside a
-        // one-thread pool, where nothing splits.
+        // one-thread pool, where nothing splits. Thin products (`thin_mm`), then `gemm`'s
+        // packed kernels at depths up to one depth block, with odd row counts and both
+        // transposes (the MLP's `dh` is 128x10 . (256x10)^T).
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        for (m, k, n, ta) in [(128, 256, 10, false), (256, 128, 10, true), (130, 1100, 3, false), (40, 4000, 16, true)]
-        {
-            assert!(m * k * n >= SPUN_MACS && is_thin(m, n), "{m}x{k}x{n} would not split");
+        let cases = [
+            (128, 256, 10, false, false),
+            (256, 128, 10, true, false),
+            (130, 1100, 3, false, false),
+            (40, 4000, 16, true, false),
+            (128, 10, 256, false, true),
+            (128, 3, 512, false, false),
+            (97, 64, 100, true, true),
+            (300, 300, 40, false, true),
+            (64, 512, 33, true, false),
+            (1000, 17, 20, false, false),
+        ];
+        for (m, k, n, ta, tb) in cases {
+            let macs = m * k * n;
+            assert!((SPUN_MACS..PAR_MACS).contains(&macs), "{m}x{k}x{n} would not split");
+            assert!(is_thin(m, n) || rows_split_exactly(m, k, n), "{m}x{k}x{n} would not split");
             let (a, b) = (floats(m * k, 3), floats(k * n, 4));
             let (a, b): (Vec<f32>, Vec<f32>) =
                 (a.iter().map(|&v| v as f32).collect(), b.iter().map(|&v| v as f32).collect());
-            let (a, b) = (stored(&a, m, k, ta), stored(&b, k, n, false));
+            let (a, b) = (stored(&a, m, k, ta), stored(&b, k, n, tb));
             let bits =
                 |t: Tensor| -> Vec<u32> { t.host_slice::<f32>("test").unwrap().iter().map(|v| v.to_bits()).collect() };
-            let want = bits(one.install(|| crate::matmul_with(&a, &b, ta, false)).unwrap());
+            let want = bits(one.install(|| crate::matmul_with(&a, &b, ta, tb)).unwrap());
             let _awake = crate::backend::cpu::par::KeepAwake::start();
-            assert_eq!(bits(crate::matmul_with(&a, &b, ta, false).unwrap()), want, "{m}x{k}x{n}");
+            assert_eq!(bits(crate::matmul_with(&a, &b, ta, tb).unwrap()), want, "{m}x{k}x{n} ta {ta} tb {tb}");
         }
+        // Deeper than one depth block, `gemm` may cut the depth by the block's shape.
+        assert!(!rows_split_exactly(128, 513, 64));
     }
 
     fn floats(len: usize, seed: u64) -> Vec<f64> {
