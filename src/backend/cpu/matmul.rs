@@ -384,8 +384,8 @@ fn rows_split_exactly(m: usize, k: usize, n: usize) -> bool {
     (3..=512).contains(&k) && n >= 2 && (m / 2) * n > 256
 }
 
-/// Minimum multiply-adds for a thin product to split across a plan's awake spinner: below
-/// ~2 µs of work a half saves less than the hand-off costs.
+/// Minimum multiply-adds for a product to split across a plan's awake spinner: below ~2 µs
+/// of work a half saves less than the hand-off costs.
 const SPUN_MACS: usize = 1 << 17;
 
 /// The output buffer's base pointer, shared by tasks that write disjoint blocks of it.

@@ -173,7 +173,7 @@ pub(crate) fn join2<A: FnOnce() + Send, B: FnOnce() + Send>(a: A, b: B) {
             a();
         })
     }
-    if !SPINNING.load(Ordering::Acquire) || rayon::current_thread_index().is_some() {
+    if !spinner_awake() {
         return pool(a, b);
     }
     unsafe fn call<B: FnOnce()>(d: *const ()) {
