@@ -42,8 +42,8 @@ mod variable;
 pub(crate) mod backend;
 #[cfg(doctest)]
 mod book_doctests;
-pub(crate) mod op;
 pub(crate) mod ops;
+pub(crate) mod prim;
 pub(crate) mod tensor;
 
 pub use autograd::{
@@ -56,7 +56,6 @@ pub use error::{Error, Loc, Result, SparseIndexProblem};
 pub use function::{ConcreteFunction, Function, FunctionOptions, TensorSpec, function, function_with};
 pub use graph::{OptimizationReport, OptimizerOptions, PassKind, PassReport};
 pub use interop::ndarray::{IntoTensor, convert_to_tensor};
-pub use op::promote::numpy_promote;
 pub use ops::control::{cond, while_loop};
 pub use ops::creation::{arange, eye, full, linspace, ones, zeros};
 pub use ops::math::{
@@ -71,6 +70,7 @@ pub use ops::shape::{
     SplitSpec, broadcast_to, concat, expand_dims, gather, one_hot, reshape, slice, split, squeeze, stack, transpose,
 };
 pub use placement::{IntoDevice, devices, with_device};
+pub use prim::promote::numpy_promote;
 pub use shape::Shape;
 pub use sparse::{SparseOptions, SparseTensor};
 pub use tensor::Tensor;

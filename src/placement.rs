@@ -19,7 +19,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::graph::fusion::Fusion;
-use crate::op::PrimOp;
+use crate::prim::PrimOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

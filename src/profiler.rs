@@ -3,7 +3,7 @@
 //! `chrome://tracing` JSON).
 //!
 //! Backends report through two crate hooks: `record_transfer` after every copy between the
-//! host and a device, and `op_span`, a guard around each kernel (eager `op::apply` and each
+//! host and a device, and `op_span`, a guard around each kernel (eager `dispatch::apply` and each
 //! step of a traced plan). When no session runs, `op_span` costs one relaxed atomic load.
 //!
 //! ```
@@ -228,7 +228,7 @@ pub(crate) struct Span {
     start: Option<(Instant, &'static str, Device)>,
 }
 
-/// Starts timing a kernel (crate hook for `op::apply` and the plan executor).
+/// Starts timing a kernel (crate hook for `dispatch::apply` and the plan executor).
 #[inline]
 pub(crate) fn op_span(name: &'static str, device: Device) -> Span {
     if ACTIVE.load(Ordering::Relaxed) == 0 {

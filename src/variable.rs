@@ -12,7 +12,7 @@ use crate::error::{Error, Loc, Result};
 use crate::graph::ir::NodeOp;
 use crate::graph::trace::active;
 use crate::interop::ndarray::IntoTensor;
-use crate::op::{BinaryOp, PrimOp};
+use crate::prim::{BinaryOp, PrimOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -148,7 +148,7 @@ impl Variable {
         // A host scalar takes the variable's dtype (weak typing), a tensor must match.
         if x.is_weak() {
             // The same rule as eager ops: `1.5` cannot take an integer variable's dtype.
-            let d = crate::op::promote::weak_dtype(op, x.dtype(), self.0.dtype).map_err(|e| e.at(loc))?;
+            let d = crate::prim::promote::weak_dtype(op, x.dtype(), self.0.dtype).map_err(|e| e.at(loc))?;
             if d != self.0.dtype {
                 return Err(Error::DTypeMismatch {
                     op,
@@ -221,7 +221,7 @@ impl Variable {
             }
             Err(cur) => cur,
         };
-        let new = crate::op::execute(&PrimOp::Binary(op), &[&cur, x]);
+        let new = crate::prim::execute(&PrimOp::Binary(op), &[&cur, x]);
         *v = cur;
         *v = new?;
         Ok(())
@@ -245,9 +245,9 @@ impl Variable {
                 return Ok(());
             }
         }
-        let p = crate::op::execute(&PrimOp::MatMul { transpose_a: ta, transpose_b: tb }, &[a, b])?;
+        let p = crate::prim::execute(&PrimOp::MatMul { transpose_a: ta, transpose_b: tb }, &[a, b])?;
         let k = crate::with_dtype!(p.dtype(), T => Tensor::scalar(<T as crate::dtype::Element>::from_f64(beta)));
-        let p = crate::op::execute(&PrimOp::Binary(BinaryOp::Mul), &[&p, &k])?;
+        let p = crate::prim::execute(&PrimOp::Binary(BinaryOp::Mul), &[&p, &k])?;
         self.apply(&p, AssignKind::Add)
     }
 }

@@ -68,7 +68,7 @@ pub(crate) fn replay(g: &Graph, inputs: &[Tensor], vars: &HashMap<u64, Tensor>, 
             NodeOp::Const(t) => Val::One(t.clone()),
             NodeOp::Prim(p) => {
                 let refs: Vec<&Tensor> = ins.iter().collect();
-                Val::One(crate::op::apply(p.clone(), &refs, at)?)
+                Val::One(crate::prim::apply(p.clone(), &refs, at)?)
             }
             // Printing belongs to the forward pass only.
             NodeOp::Print => Val::One(ins.first().cloned().ok_or_else(|| Error::invalid("print", "no input"))?),

@@ -12,7 +12,7 @@ use smallvec::{SmallVec, smallvec};
 
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::op::{ArgOp, BinaryOp, PrimOp, ReduceOp, UnaryOp, apply};
+use crate::prim::{ArgOp, BinaryOp, PrimOp, ReduceOp, UnaryOp, apply};
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
@@ -157,7 +157,7 @@ fn keep_dims(g: &Tensor, x: &Tensor, axes: &[usize], keepdims: bool, loc: Loc) -
     if keepdims {
         return Ok(g.clone());
     }
-    let kept = crate::op::infer::reduced_shape(x.shape(), axes, true);
+    let kept = crate::prim::infer::reduced_shape(x.shape(), axes, true);
     reshape_to(g, &kept, loc)
 }
 

@@ -1,5 +1,5 @@
 //! `GradientTape`: records the primitives that run while it is alive (eager or traced, at the
-//! one seam `op::apply`), then walks them backwards applying each primitive's rule from
+//! one seam `dispatch::apply`), then walks them backwards applying each primitive's rule from
 //! `rules.rs`. Tapes live on a per-thread stack; a tape records only ops connected to what it
 //! watches, and only in the trace (or eager context) it was created in.
 
@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 
 use super::rules;
 use crate::error::{Error, Loc, Result};
-use crate::op::PrimOp;
+use crate::prim::PrimOp;
 use crate::tensor::Tensor;
 use crate::variable::Variable;
 
@@ -128,7 +128,7 @@ struct TapeInner {
 thread_local! {
     /// The live tapes of this thread, oldest first.
     static TAPES: RefCell<Vec<Rc<TapeInner>>> = const { RefCell::new(Vec::new()) };
-    /// How many of them are recording (the fast check `op::apply` makes).
+    /// How many of them are recording (the fast check `dispatch::apply` makes).
     static RECORDING: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -176,7 +176,7 @@ fn record(op: impl Fn() -> EntryOp, inputs: &[&Tensor], outputs: &[&Tensor]) {
     });
 }
 
-/// `op::apply`'s hook: records a primitive.
+/// `dispatch::apply`'s hook: records a primitive.
 pub(crate) fn record_prim(op: &PrimOp, inputs: &[&Tensor], out: &Tensor) {
     record(|| EntryOp::Prim(op.clone()), inputs, &[out]);
 }
@@ -482,7 +482,7 @@ impl GradientTape {
                     if let Some(g) = grads.get(id) {
                         acc = Some(match acc {
                             None => g.clone(),
-                            Some(a) => crate::ops::math::binary(crate::op::BinaryOp::Add, &a, g, loc)?,
+                            Some(a) => crate::ops::math::binary(crate::prim::BinaryOp::Add, &a, g, loc)?,
                         });
                     }
                 }
@@ -573,7 +573,7 @@ fn accumulate(grads: &mut HashMap<usize, Tensor>, id: usize, g: Tensor, loc: Loc
             grads.insert(id, g);
         }
         Some(prev) => {
-            let sum = crate::ops::math::binary(crate::op::BinaryOp::Add, &prev, &g, loc)?;
+            let sum = crate::ops::math::binary(crate::prim::BinaryOp::Add, &prev, &g, loc)?;
             grads.insert(id, sum);
         }
     }

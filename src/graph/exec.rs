@@ -12,7 +12,7 @@ use super::fusion::Fusion;
 use super::ir::{Graph, NodeId, NodeOp};
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::op::PrimOp;
+use crate::prim::PrimOp;
 use crate::tensor::Tensor;
 use crate::tensor::storage::Buffer;
 use crate::variable::{AssignKind, Variable};
@@ -342,7 +342,7 @@ impl Plan {
                 arity(step.args.len())?;
                 Value::One(match known {
                     Some((shape, dtype)) => crate::placement::run(p, &ins, shape.clone(), *dtype)?,
-                    None => crate::op::execute(p, &ins)?,
+                    None => crate::prim::execute(p, &ins)?,
                 })
             }
             StepOp::Fused(f, known) => {
@@ -477,7 +477,7 @@ fn schedule(steps: &[Step]) -> Vec<usize> {
 
 fn merged_updates(g: &Graph) -> std::collections::HashMap<NodeId, MergedUpdate> {
     use crate::graph::fusion::{FusionKind, Instr};
-    use crate::op::BinaryOp;
+    use crate::prim::BinaryOp;
     let mut out = std::collections::HashMap::new();
     for id in g.node_ids() {
         let Some(n) = g.node(id) else { continue };

@@ -12,7 +12,7 @@
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::op::{Axes, BinaryOp, PrimOp, ReduceOp, UnaryOp};
+use crate::prim::{Axes, BinaryOp, PrimOp, ReduceOp, UnaryOp};
 use crate::shape::{Shape, broadcast_shapes};
 use crate::tensor::Tensor;
 
@@ -119,7 +119,7 @@ impl Fusion {
                     return Err(Error::invalid("fused_matmul", "needs two matmul operands"));
                 };
                 let op = PrimOp::MatMul { transpose_a: *transpose_a, transpose_b: *transpose_b };
-                let mm = crate::op::infer::infer(&op, &[a, b])?.0;
+                let mm = crate::prim::infer::infer(&op, &[a, b])?.0;
                 let mut loads: Vec<&Shape> = vec![&mm];
                 loads.extend(rest.iter().map(|t| t.shape()));
                 Ok((self.iteration_shape(&loads)?, self.dtype))

@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::op::PrimOp;
+use crate::prim::PrimOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::variable::{AssignKind, Variable};

@@ -1,5 +1,5 @@
 //! Recording ops while a function is traced. A trace owns the graph being built; symbolic
-//! tensors point at its nodes. `op::apply` calls `record` instead of a kernel whenever an
+//! tensors point at its nodes. `dispatch::apply` calls `record` instead of a kernel whenever an
 //! input is symbolic, after the same inference eager mode runs, so both modes agree on
 //! every shape, dtype and error.
 
@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use super::ir::{Graph, Node, NodeId, NodeOp};
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::op::PrimOp;
+use crate::prim::PrimOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

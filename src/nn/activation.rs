@@ -4,8 +4,8 @@
 
 use crate::error::{Loc, Result};
 use crate::nn::Layer;
-use crate::op::UnaryOp;
 use crate::ops::math::unary;
+use crate::prim::UnaryOp;
 use crate::tensor::Tensor;
 use crate::variable::Variable;
 

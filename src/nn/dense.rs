@@ -130,7 +130,7 @@ impl Dense {
         }
         let mut y = crate::ops::nn::mm(x, &self.kernel.value(), false, false, loc)?;
         if let Some(b) = &self.bias {
-            y = crate::ops::math::binary(crate::op::BinaryOp::Add, &y, &b.value(), loc)?;
+            y = crate::ops::math::binary(crate::prim::BinaryOp::Add, &y, &b.value(), loc)?;
         }
         self.activation.apply_at(&y, loc)
     }

@@ -8,10 +8,10 @@
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::op::{BinaryOp, ReduceOp, UnaryOp};
 use crate::ops::arg;
 use crate::ops::math::{binary, cast_to, unary};
 use crate::ops::reduce::reduce;
+use crate::prim::{BinaryOp, ReduceOp, UnaryOp};
 use crate::tensor::Tensor;
 
 fn float_logits(op: &'static str, logits: &Tensor, loc: Loc) -> Result<()> {

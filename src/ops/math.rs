@@ -5,8 +5,8 @@ use super::arg;
 use crate::dtype::DType;
 use crate::error::{Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::op::promote::unify;
-use crate::op::{BinaryOp, PrimOp, UnaryOp, apply};
+use crate::prim::promote::unify;
+use crate::prim::{BinaryOp, PrimOp, UnaryOp, apply};
 use crate::tensor::Tensor;
 
 #[inline]

@@ -3,7 +3,7 @@
 use super::arg;
 use crate::error::{Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::op::{PrimOp, apply};
+use crate::prim::{PrimOp, apply};
 use crate::shape::normalize_axis;
 use crate::tensor::Tensor;
 
@@ -25,7 +25,7 @@ pub fn matmul_with(a: impl IntoTensor, b: impl IntoTensor, transpose_a: bool, tr
 pub(crate) fn mm(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool, loc: Loc) -> Result<Tensor> {
     let (ca, cb);
     let (a, b) = if a.dtype() != b.dtype() {
-        let d = crate::op::promote::unify("matmul", a, b).map_err(|e| e.at(loc))?;
+        let d = crate::prim::promote::unify("matmul", a, b).map_err(|e| e.at(loc))?;
         ca = super::math::cast_to(a, d, loc)?;
         cb = super::math::cast_to(b, d, loc)?;
         (&ca, &cb)

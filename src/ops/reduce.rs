@@ -4,7 +4,7 @@
 use super::arg;
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::op::{ArgOp, PrimOp, ReduceOp, apply};
+use crate::prim::{ArgOp, PrimOp, ReduceOp, apply};
 use crate::shape::{normalize_axes, normalize_axis};
 use crate::tensor::Tensor;
 

@@ -8,7 +8,7 @@ use super::arg;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::op::{Axes, PrimOp, apply};
+use crate::prim::{Axes, PrimOp, apply};
 use crate::shape::{Shape, UNKNOWN, fmt_dims, normalize_axes, normalize_axis};
 use crate::tensor::Tensor;
 
@@ -227,7 +227,7 @@ pub fn stack<T: Borrow<Tensor>>(xs: &[T], axis: isize) -> Result<Tensor> {
     normalize_axis("stack", axis, first.rank() + 1).map_err(|e| e.at(loc))?;
     for (i, t) in xs.iter().map(Borrow::borrow).enumerate().skip(1) {
         if t.dtype() != first.dtype() {
-            return Err(crate::op::promote::mismatch("stack", first.dtype(), t.dtype()).at(loc));
+            return Err(crate::prim::promote::mismatch("stack", first.dtype(), t.dtype()).at(loc));
         }
         if t.shape() != first.shape() {
             return Err(Error::ShapeMismatch {

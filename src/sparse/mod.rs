@@ -21,7 +21,7 @@ pub(crate) use traced::DenseShapeKey;
 
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::op::{PrimOp, apply};
+use crate::prim::{PrimOp, apply};
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 

@@ -8,8 +8,8 @@ use super::SparseTensor;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::op::{BinaryOp, PrimOp, ReduceOp, apply};
 use crate::ops::math::{binary, cast_to};
+use crate::prim::{BinaryOp, PrimOp, ReduceOp, apply};
 use crate::shape::{Shape, UNKNOWN, normalize_axes};
 use crate::tensor::Tensor;
 
@@ -239,7 +239,7 @@ fn to_dense_impl(sp: &SparseTensor, default: Option<Tensor>, loc: Loc) -> Result
     let (values, default) = if default.dtype() == sp.dtype() && !default.is_weak() {
         (sp.values.clone(), default)
     } else {
-        let d = crate::op::promote::unify(OP, &sp.values, &default).map_err(|e| e.at(loc))?;
+        let d = crate::prim::promote::unify(OP, &sp.values, &default).map_err(|e| e.at(loc))?;
         (cast_to(&sp.values, d, loc)?, cast_to(&default, d, loc)?)
     };
     apply(PrimOp::SparseToDense(sp.shape.clone()), &[&sp.indices, &values, &default], loc)
@@ -357,7 +357,7 @@ fn add_sparse(a: &SparseTensor, b: &SparseTensor, loc: Loc) -> Result<SparseTens
     let (av, bv) = if a.dtype() == b.dtype() {
         (a.values.clone(), b.values.clone())
     } else {
-        let d = crate::op::promote::unify(OP, &a.values, &b.values).map_err(|e| e.at(loc))?;
+        let d = crate::prim::promote::unify(OP, &a.values, &b.values).map_err(|e| e.at(loc))?;
         (cast_to(&a.values, d, loc)?, cast_to(&b.values, d, loc)?)
     };
     let indices = apply(PrimOp::Concat(0), &[&a.indices, &b.indices], loc)?;
@@ -409,7 +409,7 @@ fn matmul_impl(a: &SparseTensor, b: &Tensor, loc: Loc) -> Result<Tensor> {
     let (av, b) = if a.dtype() == b.dtype() && !b.is_weak() {
         (a.values.clone(), b.clone())
     } else {
-        let d = crate::op::promote::unify(OP, &a.values, b).map_err(|e| e.at(loc))?;
+        let d = crate::prim::promote::unify(OP, &a.values, b).map_err(|e| e.at(loc))?;
         (cast_to(&a.values, d, loc)?, cast_to(b, d, loc)?)
     };
     apply(PrimOp::SparseMatMul(a.shape.clone()), &[&a.indices, &av, &b], loc)
@@ -446,7 +446,7 @@ fn reduce_sum_impl(sp: &SparseTensor, axes: Option<&[isize]>, keepdims: bool, lo
         return cast_to(&reduce_sum_impl(&wide, Some(&axes), keepdims, loc)?, sp.dtype(), loc);
     }
     let kept: Vec<i64> = (0..sp.rank()).filter(|d| !axes.contains(d)).map(|d| d as i64).collect();
-    let out = crate::op::infer::reduced_shape(&sp.shape, &axes, false);
+    let out = crate::prim::infer::reduced_shape(&sp.shape, &axes, false);
     // Dropping the reduced coordinates maps each entry to its output element; the scatter
     // adds the entries that land on one element.
     let kept = gather(&sp.indices, &i64s(kept, &sp.indices).map_err(|e| e.at(loc))?, 1, loc)?;
@@ -455,7 +455,7 @@ fn reduce_sum_impl(sp: &SparseTensor, axes: Option<&[isize]>, keepdims: bool, lo
         return Ok(dense);
     }
     let dims: Vec<isize> =
-        crate::op::infer::reduced_shape(&sp.shape, &axes, true).iter().map(|&d| d as isize).collect();
+        crate::prim::infer::reduced_shape(&sp.shape, &axes, true).iter().map(|&d| d as isize).collect();
     crate::ops::shape::reshape_impl(&dense, &dims, loc)
 }
 

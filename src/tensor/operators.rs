@@ -7,9 +7,9 @@
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use crate::error::{Loc, Result};
-use crate::op::BinaryOp;
-use crate::op::UnaryOp;
 use crate::ops::math::{binary, true_div, unary};
+use crate::prim::BinaryOp;
+use crate::prim::UnaryOp;
 use crate::tensor::Tensor;
 
 /// One side of an operator, borrowed as a `&Tensor` without cloning where possible.

@@ -1,6 +1,6 @@
 //! Elementwise kernels: unary maps, broadcasting binary maps, `where_` and `cast`. The
 //! dispatch from (op, dtype) to a monomorphized loop is generated from the tables in
-//! `op::elementwise`, so there is no per-element dynamic dispatch.
+//! `prim::elementwise`, so there is no per-element dynamic dispatch.
 
 use rayon::prelude::*;
 use smallvec::SmallVec;
@@ -9,8 +9,8 @@ use super::num::{BoolK, CmpK, FloatK, NumK};
 use super::par::{PAR_MIN, map1, map2};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::op::elementwise::{binary_table, unary_table};
-use crate::op::{BinaryOp, UnaryOp};
+use crate::prim::elementwise::{binary_table, unary_table};
+use crate::prim::{BinaryOp, UnaryOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::tensor::storage::alloc;

@@ -15,8 +15,8 @@ use super::par::{PAR_MIN, chunk_len};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::graph::fusion::{Fusion, FusionKind, Instr};
-use crate::op::elementwise::{binary_table, unary_table};
-use crate::op::{BinaryOp, ReduceOp, UnaryOp};
+use crate::prim::elementwise::{binary_table, unary_table};
+use crate::prim::{BinaryOp, ReduceOp, UnaryOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::tensor::storage::{Buffer, alloc};
@@ -310,8 +310,8 @@ fn run_t<T: Kernels>(f: &Fusion, inputs: &[&Tensor], shape: Shape, reuse: Option
         }
         FusionKind::MatMul { transpose_a, transpose_b } => {
             let (a, b) = (inputs[0], inputs[1]);
-            let op = crate::op::PrimOp::MatMul { transpose_a: *transpose_a, transpose_b: *transpose_b };
-            let (mm_shape, _) = crate::op::infer::infer(&op, &[a, b])?;
+            let op = crate::prim::PrimOp::MatMul { transpose_a: *transpose_a, transpose_b: *transpose_b };
+            let (mm_shape, _) = crate::prim::infer::infer(&op, &[a, b])?;
             let n = shape.num_elements();
             if mm_shape == shape {
                 // The epilogue runs on each block of the product as its thread finishes it

@@ -16,7 +16,7 @@ pub(crate) mod stream;
 
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::op::PrimOp;
+use crate::prim::PrimOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

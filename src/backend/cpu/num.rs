@@ -1,6 +1,6 @@
 //! Scalar functions behind the elementwise tables, per element type. Integers wrap (as in
 //! TensorFlow); `f16`/`bf16` compute in `f32` and round once. The method names are the
-//! `scalar_fn` column of `op::elementwise`.
+//! `scalar_fn` column of `prim::elementwise`.
 
 use half::{bf16, f16};
 

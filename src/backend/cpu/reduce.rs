@@ -11,7 +11,7 @@ use super::num::NumK;
 use super::par::PAR_MIN;
 use crate::dtype::{DType, Element};
 use crate::error::Result;
-use crate::op::{ArgOp, ReduceOp};
+use crate::prim::{ArgOp, ReduceOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::tensor::storage::alloc;

@@ -1,7 +1,7 @@
 //! WGSL generation for elementwise work: unary, binary, select, cast and fused loop
 //! programs all become one kernel shape, "load each input (contiguous, broadcast through
 //! strides, or a scalar passed as a parameter), run a few SSA lines, store". The op
-//! expressions come from the tables in `op::elementwise` (`UnaryOp::wgsl`, `BinaryOp::wgsl`);
+//! expressions come from the tables in `prim::elementwise` (`UnaryOp::wgsl`, `BinaryOp::wgsl`);
 //! they use the alias `T` (the operand type), the `ff_*` helpers `prelude` defines per `T`
 //! and the math helpers (`ff_exp`, `ff_sin`, ...) `math::helpers` adds where called: WGSL
 //! builtins for f32, a software library for f64.
@@ -16,7 +16,7 @@
 use std::fmt::Write;
 
 use crate::dtype::DType;
-use crate::op::{BinaryOp, UnaryOp};
+use crate::prim::{BinaryOp, UnaryOp};
 
 /// Threads per workgroup for one-thread-per-element kernels.
 pub(crate) const WG: u32 = 256;

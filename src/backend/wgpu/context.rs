@@ -507,7 +507,7 @@ mod tests {
     //! panics, and the CPU path keeps working; a device opened without the 64-bit and f16
     //! shader features computes in none of those dtypes (i64 stays storage-only there).
     use super::*;
-    use crate::op::{PrimOp, UnaryOp};
+    use crate::prim::{PrimOp, UnaryOp};
 
     fn private_ctx_with(features: wgpu::Features) -> Option<Ctx> {
         let Some(adapter) = registry().adapters.first() else {

@@ -23,7 +23,7 @@ use super::storage;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::fusion::Fusion;
-use crate::op::{PrimOp, ReduceOp};
+use crate::prim::{PrimOp, ReduceOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -293,7 +293,7 @@ pub(crate) fn matmul(
         return Err(Error::invalid(name, "needs two matmul operands"));
     };
     let mm_op = PrimOp::MatMul { transpose_a: ta, transpose_b: tb };
-    let mm_shape = crate::op::infer::infer(&mm_op, &[a, b])?.0;
+    let mm_shape = crate::prim::infer::infer(&mm_op, &[a, b])?.0;
     if mm_shape != *shape {
         let mm = kernels::matmul(ctx, a, b, ta, tb, &mm_shape)?;
         let mut loads: Vec<&Tensor> = vec![&mm];

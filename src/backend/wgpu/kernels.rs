@@ -12,7 +12,7 @@ use super::context::Ctx;
 use super::storage::{self, GpuStorage};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::op::{ArgOp, BinaryOp, ReduceOp, UnaryOp};
+use crate::prim::{ArgOp, BinaryOp, ReduceOp, UnaryOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::tensor::storage::Buffer;

@@ -1,5 +1,5 @@
 //! Float math for generated kernels: the `ff_exp`, `ff_log`, `ff_tanh`, `ff_sigmoid`,
-//! `ff_erf`, `ff_sin`, `ff_cos` and `ff_pow` helpers the op tables (`op::elementwise`) and
+//! `ff_erf`, `ff_sin`, `ff_cos` and `ff_pow` helpers the op tables (`prim::elementwise`) and
 //! the softmax kernel call, per operand dtype. `helpers` emits into a kernel only the ones
 //! its code calls (and what those call), so a kernel without transcendentals compiles no
 //! library code.

@@ -42,7 +42,7 @@ use context::Ctx;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::graph::fusion::{Fusion, FusionKind, Instr};
-use crate::op::{BinaryOp, PrimOp, UnaryOp};
+use crate::prim::{BinaryOp, PrimOp, UnaryOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

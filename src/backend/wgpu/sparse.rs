@@ -28,7 +28,7 @@ use super::kernels::{self, buf, groups};
 use super::storage::{self, GpuStorage};
 use crate::dtype::DType;
 use crate::error::{Error, Result, SparseIndexProblem};
-use crate::op::{PrimOp, ReduceOp};
+use crate::prim::{PrimOp, ReduceOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 

@@ -21,7 +21,7 @@ use super::{OptimizerOptions, Pass, PassKind};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::ir::{Graph, NodeId, NodeOp};
-use crate::op::{BinaryOp, PrimOp, UnaryOp};
+use crate::prim::{BinaryOp, PrimOp, UnaryOp};
 use crate::shape::UNKNOWN;
 use crate::tensor::Tensor;
 
@@ -139,7 +139,7 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
             }
             if let Some(PrimOp::Transpose(p1)) = prim_of(x) {
                 let inner = g.node(x)?.inputs.first().copied()?;
-                let q: crate::op::Axes = p2.iter().map(|&i| p1[i]).collect();
+                let q: crate::prim::Axes = p2.iter().map(|&i| p1[i]).collect();
                 if q.iter().enumerate().all(|(i, &p)| i == p) {
                     return Some(Rewrite::Forward(inner, "transposes cancel"));
                 }

@@ -14,7 +14,7 @@ use super::{OptimizerOptions, Pass, PassKind};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::ir::{Graph, NodeId, NodeOp};
-use crate::op::PrimOp;
+use crate::prim::PrimOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use crate::tensor::storage::Buffer;

@@ -25,7 +25,7 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::fusion::{Fusion, FusionKind, Instr};
 use crate::graph::ir::{Graph, Node, NodeId, NodeOp};
-use crate::op::{BinaryOp, PrimOp, ReduceOp, UnaryOp};
+use crate::prim::{BinaryOp, PrimOp, ReduceOp, UnaryOp};
 
 pub(crate) struct Fuse;
 

@@ -11,7 +11,7 @@ use super::{OptimizerOptions, Pass, PassKind};
 use crate::error::Result;
 use crate::graph::fusion::FusionKind;
 use crate::graph::ir::{Graph, Node, NodeId, NodeOp};
-use crate::op::PrimOp;
+use crate::prim::PrimOp;
 
 pub(crate) struct MemoryPlanner;
 

@@ -4,7 +4,7 @@
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::op::{Accepts, PrimOp};
+use crate::prim::{Accepts, PrimOp};
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
@@ -54,7 +54,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
                 return Err(Error::shape(name, "a rank-0 default value", format!("shape {}", d.shape())));
             }
             if d.dtype() != v.dtype() {
-                return Err(crate::op::promote::mismatch(name, v.dtype(), d.dtype()));
+                return Err(crate::prim::promote::mismatch(name, v.dtype(), d.dtype()));
             }
             Ok((dense.clone(), v.dtype()))
         }
@@ -69,7 +69,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             let (v, b) = (inputs[1], inputs[2]);
             values(name, v, nnz)?;
             if b.dtype() != v.dtype() {
-                return Err(crate::op::promote::mismatch(name, v.dtype(), b.dtype()));
+                return Err(crate::prim::promote::mismatch(name, v.dtype(), b.dtype()));
             }
             super::infer::check_accepts(name, Accepts::Num, v.dtype())?;
             if b.rank() != 2 {

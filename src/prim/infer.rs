@@ -3,7 +3,7 @@
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::op::{Accepts, PrimOp};
+use crate::prim::{Accepts, PrimOp};
 use crate::shape::{Shape, UNKNOWN, broadcast_shapes};
 use crate::tensor::Tensor;
 
@@ -21,7 +21,7 @@ pub(crate) fn check_accepts(op: &'static str, acc: Accepts, d: DType) -> Result<
 }
 
 fn same_dtype(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
-    if a.dtype() == b.dtype() { Ok(()) } else { Err(crate::op::promote::mismatch(op, a.dtype(), b.dtype())) }
+    if a.dtype() == b.dtype() { Ok(()) } else { Err(crate::prim::promote::mismatch(op, a.dtype(), b.dtype())) }
 }
 
 /// The output shape and dtype of `op` applied to `inputs`, or the user error.
