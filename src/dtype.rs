@@ -1,12 +1,10 @@
 //! `DType`, the runtime element type of a tensor, and the sealed `Element` trait that maps
 //! each dtype to its Rust type (`f32`, `f64`, `half::f16`, `half::bf16`, `i32`, `i64`, `u8`,
-//! `bool`).
+//! `bool`), and `Buffer`, the host elements of a tensor (one `Vec` per dtype).
 
 use std::fmt;
 
 use half::{bf16, f16};
-
-use crate::tensor::storage::Buffer;
 
 /// The element type of a tensor, known at run time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -196,4 +194,60 @@ macro_rules! with_dtype {
             }
         }
     };
+}
+
+/// The elements of a host tensor, row-major and contiguous.
+#[derive(Clone, Debug)]
+pub enum Buffer {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    U8(Vec<u8>),
+    Bool(Vec<bool>),
+}
+
+macro_rules! each_buffer {
+    ($b:expr, $v:ident => $body:expr) => {
+        match $b {
+            Buffer::F32($v) => $body,
+            Buffer::F64($v) => $body,
+            Buffer::F16($v) => $body,
+            Buffer::BF16($v) => $body,
+            Buffer::I32($v) => $body,
+            Buffer::I64($v) => $body,
+            Buffer::U8($v) => $body,
+            Buffer::Bool($v) => $body,
+        }
+    };
+}
+
+impl Buffer {
+    pub(crate) fn dtype(&self) -> DType {
+        match self {
+            Buffer::F32(_) => DType::F32,
+            Buffer::F64(_) => DType::F64,
+            Buffer::F16(_) => DType::F16,
+            Buffer::BF16(_) => DType::BF16,
+            Buffer::I32(_) => DType::I32,
+            Buffer::I64(_) => DType::I64,
+            Buffer::U8(_) => DType::U8,
+            Buffer::Bool(_) => DType::Bool,
+        }
+    }
+    pub(crate) fn len(&self) -> usize {
+        each_buffer!(self, v => v.len())
+    }
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        each_buffer!(self, v => v.capacity()) * self.dtype().size_of()
+    }
+    pub(crate) fn take(&mut self) -> Buffer {
+        each_buffer!(self, v => Element::into_buffer(std::mem::take(v)))
+    }
+    /// Address of the first element, for zero-copy proofs in tests.
+    pub(crate) fn as_ptr(&self) -> *const u8 {
+        each_buffer!(self, v => v.as_ptr().cast::<u8>())
+    }
 }

@@ -32,9 +32,9 @@ pub mod interop;
 pub mod io;
 pub mod nn;
 pub mod optim;
-mod placement;
 pub mod profiler;
 pub mod random;
+pub(crate) mod runtime;
 mod shape;
 pub mod sparse;
 mod variable;
@@ -42,6 +42,7 @@ mod variable;
 pub(crate) mod backend;
 #[cfg(doctest)]
 mod book_doctests;
+pub(crate) mod dispatch;
 pub(crate) mod ops;
 pub(crate) mod prim;
 pub(crate) mod tensor;
@@ -64,13 +65,14 @@ pub use ops::math::{
     square, sub, tanh, where_,
 };
 pub use ops::nn::{log_softmax, matmul, matmul_with, softmax};
-pub use ops::print::{capture_prints, print};
+pub use ops::print::print;
 pub use ops::reduce::{argmax, argmin, reduce_max, reduce_mean, reduce_min, reduce_prod, reduce_sum};
 pub use ops::shape::{
     SplitSpec, broadcast_to, concat, expand_dims, gather, one_hot, reshape, slice, split, squeeze, stack, transpose,
 };
-pub use placement::{IntoDevice, devices, with_device};
 pub use prim::promote::numpy_promote;
+pub use runtime::placement::{IntoDevice, devices, with_device};
+pub use runtime::print::capture_prints;
 pub use shape::Shape;
 pub use sparse::{SparseOptions, SparseTensor};
 pub use tensor::Tensor;

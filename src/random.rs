@@ -97,7 +97,7 @@ pub fn normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor
     float_only("random::normal", dtype, loc)?;
     let n = Shape::checked_num_elements("random::normal", shape).map_err(|e| e.at(loc))?;
     let s = op_seed(seed);
-    if let Some(t) = crate::placement::random_on_gpu(shape, dtype, s, crate::backend::wgpu::kernels::Dist::Normal) {
+    if let Some(t) = crate::dispatch::created::random_on_gpu(shape, dtype, s, crate::runtime::placement::Dist::Normal) {
         return t.map_err(|e| e.at(loc));
     }
     let f = |w: [u32; 4]| {
@@ -107,7 +107,7 @@ pub fn normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tensor
         let t = 2.0 * std::f64::consts::PI * u2;
         [r * t.cos(), r * t.sin()]
     };
-    crate::placement::place_created(
+    crate::dispatch::created::place_created(
         crate::with_dtype!(dtype, T => Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))),
     )
 }
@@ -120,7 +120,8 @@ pub fn uniform(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tenso
     float_only("random::uniform", dtype, loc)?;
     let n = Shape::checked_num_elements("random::uniform", shape).map_err(|e| e.at(loc))?;
     let s = op_seed(seed);
-    if let Some(t) = crate::placement::random_on_gpu(shape, dtype, s, crate::backend::wgpu::kernels::Dist::Uniform) {
+    if let Some(t) = crate::dispatch::created::random_on_gpu(shape, dtype, s, crate::runtime::placement::Dist::Uniform)
+    {
         return t.map_err(|e| e.at(loc));
     }
     // The largest value below 1 in `dtype` (its spacing below 1 is 2^-(mantissa bits + 1)).
@@ -132,7 +133,7 @@ pub fn uniform(shape: &[usize], dtype: DType, seed: Option<u64>) -> Result<Tenso
             _ => 2f64.powi(-53),
         };
     let f = |w: [u32; 4]| [unit(w[0], w[1]).min(below_one), unit(w[2], w[3]).min(below_one)];
-    crate::placement::place_created(
+    crate::dispatch::created::place_created(
         crate::with_dtype!(dtype, T => Tensor::from_vec_unchecked(generate::<T>(n, s, f), Shape::new(shape))),
     )
 }
@@ -173,7 +174,7 @@ pub fn truncated_normal(shape: &[usize], dtype: DType, seed: Option<u64>) -> Res
             out.chunks_mut(8192).enumerate().for_each(fill);
         }
         // Drawn on the host; in a GPU scope it then goes there (one counted upload).
-        crate::placement::place_created(Tensor::from_vec_unchecked(out, Shape::new(shape)))
+        crate::dispatch::created::place_created(Tensor::from_vec_unchecked(out, Shape::new(shape)))
     })
 }
 

@@ -1,42 +1,21 @@
 //! `Variable`: mutable state around an immutable tensor. Eagerly, reads and assignments
 //! happen at once; inside a traced function they become graph nodes that read and assign
-//! on every call, in program order.
+//! on every call, in program order. The type, its state and its in-place updates are
+//! `runtime::variable`'s (graph steps use them); this file is the user's side: creation,
+//! reads and assignments, eager or traced.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use smallvec::smallvec;
 
-use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::graph::ir::NodeOp;
 use crate::graph::trace::active;
 use crate::interop::ndarray::IntoTensor;
-use crate::prim::{BinaryOp, PrimOp};
-use crate::shape::Shape;
+pub use crate::runtime::variable::Variable;
+use crate::runtime::variable::{AssignKind, Inner, NEXT_ID};
 use crate::tensor::Tensor;
-
-/// How an assignment combines the new value with the old one.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub(crate) enum AssignKind {
-    Set,
-    Add,
-    Sub,
-}
-
-struct Inner {
-    id: u64,
-    value: RwLock<Tensor>,
-    shape: Shape,
-    dtype: DType,
-    trainable: bool,
-}
-
-/// A mutable tensor-valued cell, shared by its clones (as `tf.Variable`).
-#[derive(Clone)]
-pub struct Variable(Arc<Inner>);
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl Variable {
     /// A trainable variable holding `initial` (a concrete value). Inside a traced function
@@ -82,23 +61,6 @@ impl Variable {
         })))
     }
 
-    /// The variable's shape (fixed at creation).
-    pub fn shape(&self) -> &Shape {
-        &self.0.shape
-    }
-    /// The variable's dtype (fixed at creation).
-    pub fn dtype(&self) -> DType {
-        self.0.dtype
-    }
-    /// Whether gradient tapes watch it automatically.
-    pub fn trainable(&self) -> bool {
-        self.0.trainable
-    }
-    /// A process-unique id (graph text shows it as `var3`).
-    pub fn id(&self) -> u64 {
-        self.0.id
-    }
-
     /// The current value; inside a traced function, a node reading it on every call.
     #[track_caller]
     pub fn value(&self) -> Tensor {
@@ -114,12 +76,7 @@ impl Variable {
         };
         // A read while a gradient tape records: the tape may watch it (trainable variables
         // are watched automatically), which gives the read its own handle.
-        if crate::autograd::is_recording() { crate::autograd::on_read(self, t) } else { t }
-    }
-
-    /// The stored value (never symbolic).
-    pub(crate) fn current(&self) -> Tensor {
-        self.0.value.read().map(|v| v.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        if crate::dispatch::tape::is_recording() { crate::dispatch::tape::on_read(self, t) } else { t }
     }
 
     /// Replaces the value. Errors: `ShapeMismatch` or `DTypeMismatch` naming both.
@@ -197,63 +154,5 @@ impl Variable {
             return Ok(());
         }
         self.apply(&x, kind).map_err(|e| e.at(loc))
-    }
-
-    /// Combines and stores a concrete value (eagerly, and when a graph's assign node runs).
-    pub(crate) fn apply(&self, x: &Tensor, kind: AssignKind) -> Result<()> {
-        let op = match kind {
-            AssignKind::Set => {
-                *self.0.value.write().unwrap_or_else(|p| p.into_inner()) = x.clone();
-                return Ok(());
-            }
-            AssignKind::Add => BinaryOp::Add,
-            AssignKind::Sub => BinaryOp::Sub,
-        };
-        let mut v = self.0.value.write().unwrap_or_else(|p| p.into_inner());
-        // When the variable holds the only handle to its buffer (no earlier read is still
-        // alive), the update is written over it, as TensorFlow's ResourceApply* kernels do:
-        // a training step's update then allocates nothing. Otherwise a new tensor.
-        let cur = std::mem::replace(&mut *v, Tensor::scalar(false));
-        let cur = match crate::backend::cpu::elementwise::binary_inplace(op, cur, x, false) {
-            Ok(updated) => {
-                *v = updated;
-                return Ok(());
-            }
-            Err(cur) => cur,
-        };
-        let new = crate::prim::execute(&PrimOp::Binary(op), &[&cur, x]);
-        *v = cur;
-        *v = new?;
-        Ok(())
-    }
-}
-
-impl Variable {
-    /// `v += beta · op(a) · op(b)`: a training step's update with the gradient's matmul
-    /// accumulated straight into the variable's buffer when nothing else holds it (one
-    /// pass, no gradient tensor); otherwise the product is computed and added as usual.
-    pub(crate) fn apply_matmul(&self, a: &Tensor, b: &Tensor, ta: bool, tb: bool, beta: f64) -> Result<()> {
-        {
-            let mut v = self.0.value.write().unwrap_or_else(|p| p.into_inner());
-            let mut cur = std::mem::replace(&mut *v, Tensor::scalar(false));
-            let done = match cur.host_buffer_mut() {
-                Some(buf) => crate::backend::cpu::matmul::matmul_accumulate(buf, a, b, ta, tb, beta),
-                None => Ok(false),
-            };
-            *v = cur;
-            if done? {
-                return Ok(());
-            }
-        }
-        let p = crate::prim::execute(&PrimOp::MatMul { transpose_a: ta, transpose_b: tb }, &[a, b])?;
-        let k = crate::with_dtype!(p.dtype(), T => Tensor::scalar(<T as crate::dtype::Element>::from_f64(beta)));
-        let p = crate::prim::execute(&PrimOp::Binary(BinaryOp::Mul), &[&p, &k])?;
-        self.apply(&p, AssignKind::Add)
-    }
-}
-
-impl std::fmt::Debug for Variable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Variable(var{}, value={})", self.0.id, self.current())
     }
 }

@@ -14,7 +14,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::rules::zeros_like;
-use super::tape::{BackwardFn, GradientOptions, GradientTape, TapeOptions, UnconnectedGradients, record_custom};
+use super::tape::{GradientOptions, GradientTape, TapeOptions, UnconnectedGradients};
+use crate::dispatch::tape::{BackwardFn, record_custom};
 use crate::error::{Error, Loc, Result};
 use crate::graph::ir::{Graph, NodeId, NodeOp};
 use crate::tensor::Tensor;
@@ -68,7 +69,7 @@ pub(crate) fn replay(g: &Graph, inputs: &[Tensor], vars: &HashMap<u64, Tensor>, 
             NodeOp::Const(t) => Val::One(t.clone()),
             NodeOp::Prim(p) => {
                 let refs: Vec<&Tensor> = ins.iter().collect();
-                Val::One(crate::prim::apply(p.clone(), &refs, at)?)
+                Val::One(crate::dispatch::apply(p.clone(), &refs, at)?)
             }
             // Printing belongs to the forward pass only.
             NodeOp::Print => Val::One(ins.first().cloned().ok_or_else(|| Error::invalid("print", "no input"))?),

@@ -8,7 +8,6 @@ mod tape;
 
 pub(crate) use control::{record_call, record_cond, record_while, trace_vjp};
 pub use tape::{GradSource, GradSourceRef, GradientOptions, GradientTape, TapeOptions, UnconnectedGradients};
-pub(crate) use tape::{is_recording, on_read, record_prim};
 
 use crate::error::{Loc, Result};
 use crate::interop::ndarray::IntoTensor;

@@ -10,9 +10,10 @@
 
 use smallvec::{SmallVec, smallvec};
 
+use crate::dispatch::apply;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::prim::{ArgOp, BinaryOp, PrimOp, ReduceOp, UnaryOp, apply};
+use crate::prim::{ArgOp, BinaryOp, PrimOp, ReduceOp, UnaryOp};
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 

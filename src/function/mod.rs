@@ -288,7 +288,7 @@ impl<M, F: Body<M>> Function<M, F> {
         };
         let mut outs = cf.plan.run(&tensors)?;
         // Under an eager gradient tape the call is one recorded op (see autograd::control).
-        if crate::autograd::is_recording() && crate::graph::trace::active_id() == 0 {
+        if crate::dispatch::tape::is_recording() && crate::graph::trace::active_id() == 0 {
             crate::autograd::record_call(&cf, &tensors, &mut outs);
         }
         F::Output::unflatten(outs)

@@ -8,14 +8,15 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::fusion::Fusion;
 use super::ir::{Graph, NodeId, NodeOp};
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::prim::PrimOp;
+use crate::prim::fusion::Fusion;
+use crate::runtime::placement::GpuCtx;
+use crate::runtime::variable::{AssignKind, Variable};
 use crate::tensor::Tensor;
 use crate::tensor::storage::Buffer;
-use crate::variable::{AssignKind, Variable};
 
 enum StepOp {
     Input(usize),
@@ -202,14 +203,14 @@ impl Plan {
     /// Placed on a GPU (a `with_device` scope, or an argument living there), every step runs
     /// there, constants are uploaded once per plan, and the call is one queue submission.
     pub(crate) fn run(&self, args: &[&Tensor]) -> Result<Vec<Tensor>> {
-        match crate::placement::plan_gpu(args)? {
-            Some(ctx) => crate::backend::wgpu::context::batch(|| self.run_on(args, Some(&ctx))),
+        match crate::runtime::placement::plan_gpu(args)? {
+            Some(ctx) => crate::runtime::placement::gpu_batch(|| self.run_on(args, Some(&ctx))),
             None => self.run_on(args, None),
         }
     }
 
-    fn run_on(&self, args: &[&Tensor], gpu: Option<&crate::backend::wgpu::context::Ctx>) -> Result<Vec<Tensor>> {
-        let _awake = if gpu.is_none() { crate::backend::cpu::par::KeepAwake::start() } else { None };
+    fn run_on(&self, args: &[&Tensor], gpu: Option<&GpuCtx>) -> Result<Vec<Tensor>> {
+        let _awake = if gpu.is_none() { crate::runtime::host::KeepAwake::start() } else { None };
         let mut slots: Vec<Option<Value<'_>>> = vec![None; self.steps.len()];
         for &s in &self.order {
             let step = &self.steps[s];
@@ -248,7 +249,7 @@ impl Plan {
     /// shape and dtype), when that input has no other handle: no allocation. `None` when
     /// it does not apply; the input is then left where it was.
     fn in_place<'a>(&self, step: &Step, slots: &mut [Option<Value<'a>>]) -> Option<Result<Value<'a>>> {
-        use crate::backend::cpu::elementwise::{binary_inplace, unary_inplace};
+        use crate::runtime::host::{binary_inplace, unary_inplace};
         let k = step.reuse?;
         let a = *step.args.get(k)?;
         let (shape, dtype) = match &step.op {
@@ -288,7 +289,7 @@ impl Plan {
                         format!("graph node {} ran before its inputs", step.node),
                     )));
                 };
-                return Some(crate::backend::cpu::fused::run(f, &ins, shape.clone(), Some((k, buf))).map(Value::One));
+                return Some(crate::runtime::host::run_fused(f, &ins, shape.clone(), Some((k, buf))).map(Value::One));
             }
             _ => Err(t),
         };
@@ -306,7 +307,7 @@ impl Plan {
         step: &Step,
         slots: &[Option<Value<'a>>],
         args: &[&'a Tensor],
-        (gpu, slot): (Option<&crate::backend::wgpu::context::Ctx>, usize),
+        (gpu, slot): (Option<&GpuCtx>, usize),
     ) -> Result<Value<'a>> {
         let ins: SmallVec<[&Tensor; 3]> =
             step.args.iter().filter_map(|a| slots[*a].as_ref().and_then(Value::tensor)).collect();
@@ -329,7 +330,7 @@ impl Plan {
                     let g = match cache.get(&key) {
                         Some(g) => g.clone(),
                         None => {
-                            let g = crate::placement::copy_to(t, ctx.device_id(), "function")?;
+                            let g = crate::runtime::placement::copy_to(t, ctx.device_id(), "function")?;
                             cache.insert(key, g.clone());
                             g
                         }
@@ -341,8 +342,8 @@ impl Plan {
             StepOp::Prim(p, known) => {
                 arity(step.args.len())?;
                 Value::One(match known {
-                    Some((shape, dtype)) => crate::placement::run(p, &ins, shape.clone(), *dtype)?,
-                    None => crate::prim::execute(p, &ins)?,
+                    Some((shape, dtype)) => crate::runtime::placement::run(p, &ins, shape.clone(), *dtype)?,
+                    None => crate::runtime::placement::execute(p, &ins)?,
                 })
             }
             StepOp::Fused(f, known) => {
@@ -351,11 +352,11 @@ impl Plan {
                     Some((shape, _)) => shape.clone(),
                     None => f.infer(&ins)?.0,
                 };
-                Value::One(crate::placement::run_fused(f, &ins, shape)?)
+                Value::One(crate::runtime::placement::run_fused(f, &ins, shape)?)
             }
             StepOp::Print => {
                 arity(1)?;
-                crate::ops::print::emit(ins[0]); // ok: arity checked
+                crate::runtime::print::emit(ins[0]); // ok: arity checked
                 Value::One(ins[0].clone())
             }
             StepOp::Read(v) => Value::One(v.current()),
@@ -476,8 +477,8 @@ fn schedule(steps: &[Step]) -> Vec<usize> {
 }
 
 fn merged_updates(g: &Graph) -> std::collections::HashMap<NodeId, MergedUpdate> {
-    use crate::graph::fusion::{FusionKind, Instr};
     use crate::prim::BinaryOp;
+    use crate::prim::fusion::{FusionKind, Instr};
     let mut out = std::collections::HashMap::new();
     for id in g.node_ids() {
         let Some(n) = g.node(id) else { continue };

@@ -14,12 +14,12 @@ use smallvec::SmallVec;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::prim::PrimOp;
+use crate::runtime::variable::{AssignKind, Variable};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-use crate::variable::{AssignKind, Variable};
 use std::sync::Arc;
 
-use super::fusion::Fusion;
+use crate::prim::fusion::Fusion;
 
 /// A node of a graph, stable across node removals.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -60,7 +60,7 @@ pub(crate) enum NodeOp {
     While { cond: Arc<Graph>, body: Arc<Graph>, n_vars: usize, n_cond: usize },
     /// Output `k` of a `Cond` or `While` node.
     Project(usize),
-    /// A kernel the fusion pass made from several primitives (see `graph::fusion`).
+    /// A kernel the fusion pass made from several primitives (see `prim::fusion`).
     Fused(Arc<Fusion>),
 }
 
@@ -112,6 +112,16 @@ impl fmt::Debug for Node {
 }
 
 /// A dataflow graph: nodes in creation order, the function's inputs and outputs.
+/// The memory planner's decisions (`opt::memory`), kept on the graph for the executor.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MemoryPlan {
+    /// Node -> the input position whose buffer its output overwrites.
+    pub(crate) in_place: std::collections::HashMap<NodeId, usize>,
+    /// Arguments + constants + the peak of live intermediates, in bytes (`None` when a
+    /// shape is unknown until the call).
+    pub(crate) peak_bytes: Option<usize>,
+}
+
 #[derive(Clone, Default)]
 pub struct Graph {
     g: StableDiGraph<Node, u32>,
@@ -120,7 +130,7 @@ pub struct Graph {
     /// Names given to argument nodes (`x`, `y`, ...), for text and errors.
     pub(crate) input_names: Vec<String>,
     /// The memory planner's decisions, when that pass ran.
-    pub(crate) memory: Option<super::opt::memory::MemoryPlan>,
+    pub(crate) memory: Option<MemoryPlan>,
 }
 
 impl Graph {

@@ -1,9 +1,8 @@
 //! Traced functions' graphs: the IR (`ir`), recording ops while tracing (`trace`), the
-//! optimizer's passes (`opt`, with fused kernels described in `fusion`) and running a
-//! graph (`exec`).
+//! optimizer's passes (`opt`; a fused kernel's description is `prim::fusion`, which the
+//! backends run) and running a graph (`exec`, through `runtime`).
 
 pub(crate) mod exec;
-pub(crate) mod fusion;
 pub mod ir;
 pub mod opt;
 pub(crate) mod trace;

@@ -15,6 +15,7 @@ use crate::error::{Error, Loc, Result};
 use crate::prim::PrimOp;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
+use crate::tensor::symbol::Symbol;
 
 /// A graph under construction (shared by the symbolic tensors that point into it).
 pub(crate) struct TraceGraph {
@@ -28,14 +29,6 @@ pub(crate) struct TraceGraph {
     captures: Mutex<Vec<(Tensor, NodeId)>>,
     /// Whether this is the first trace of its function (only it may create Variables).
     pub(crate) first_trace: bool,
-}
-
-/// What a symbolic tensor is: a node of a trace, with a readable name (`x:0`, `%7`).
-#[derive(Clone)]
-pub(crate) struct Symbol {
-    pub(crate) trace: Arc<TraceGraph>,
-    pub(crate) node: NodeId,
-    pub(crate) name: String,
 }
 
 thread_local! {
@@ -66,7 +59,7 @@ impl TraceGraph {
         g.input_names.push(name.to_string());
         let name = g.tensor_name(id);
         drop(g);
-        Tensor::symbolic(Symbol { trace: self.clone(), node: id, name }, shape, dtype)
+        Tensor::symbolic(Symbol { trace: self.clone(), node: id.0, name }, shape, dtype)
     }
 
     pub(crate) fn add_node(
@@ -81,7 +74,7 @@ impl TraceGraph {
         let id = g.add(Node { op, inputs, shape: shape.clone(), dtype, loc });
         let name = g.tensor_name(id);
         drop(g);
-        Tensor::symbolic(Symbol { trace: self.clone(), node: id, name }, shape, dtype)
+        Tensor::symbolic(Symbol { trace: self.clone(), node: id.0, name }, shape, dtype)
     }
 
     /// The node for `t` in this trace: its own node; an input capturing a tensor of an
@@ -89,10 +82,10 @@ impl TraceGraph {
     /// capturing a concrete tensor. A symbolic tensor of a finished trace is an error.
     pub(crate) fn node_of(self: &Arc<Self>, t: &Tensor, op: &'static str) -> Result<NodeId> {
         if let Some(s) = t.symbol() {
-            if Arc::ptr_eq(&s.trace, self) {
-                return Ok(s.node);
+            if s.in_trace(self) {
+                return Ok(NodeId(s.node));
             }
-            let enclosing = ACTIVE.with(|a| a.borrow().iter().any(|tr| Arc::ptr_eq(tr, &s.trace)));
+            let enclosing = ACTIVE.with(|a| a.borrow().iter().any(|tr| s.in_trace(tr)));
             if !enclosing {
                 return Err(Error::invalid(
                     op,
@@ -104,7 +97,9 @@ impl TraceGraph {
             }
             let mut caps = self.captures.lock().unwrap_or_else(|p| p.into_inner());
             let same = |c: &&(Tensor, NodeId)| {
-                c.0.symbol().is_some_and(|cs| Arc::ptr_eq(&cs.trace, &s.trace) && cs.node == s.node)
+                c.0.symbol().is_some_and(|cs| {
+                    std::ptr::addr_eq(Arc::as_ptr(&cs.trace), Arc::as_ptr(&s.trace)) && cs.node == s.node
+                })
             };
             if let Some((_, id)) = caps.iter().find(same) {
                 return Ok(*id);
@@ -129,7 +124,7 @@ impl TraceGraph {
             return Ok(*id);
         }
         let c = self.add_node(NodeOp::Const(t.strong()), SmallVec::new(), t.shape().clone(), t.dtype(), None);
-        let id = c.symbol().map(|s| s.node).ok_or_else(|| Error::invalid(op, "constant capture failed"))?;
+        let id = c.symbol().map(|s| NodeId(s.node)).ok_or_else(|| Error::invalid(op, "constant capture failed"))?;
         consts.insert(key, (t.clone(), id));
         Ok(id)
     }

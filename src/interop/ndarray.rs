@@ -168,7 +168,7 @@ impl Tensor {
     #[track_caller]
     pub fn to_ndarray<T: Element>(&self) -> Result<ArrayD<T>> {
         let loc = Loc::caller();
-        if self.gpu_storage().is_some() {
+        if self.on_device() {
             // A device-to-host copy: it waits for the GPU, then crosses the bus (counted).
             return self.to_host().map_err(|e| e.at(loc))?.into_ndarray::<T>().map_err(|e| e.at(loc));
         }
@@ -182,7 +182,7 @@ impl Tensor {
     #[track_caller]
     pub fn into_ndarray<T: Element>(self) -> Result<ArrayD<T>> {
         let loc = Loc::caller();
-        if self.gpu_storage().is_some() {
+        if self.on_device() {
             return self.to_host().map_err(|e| e.at(loc))?.into_ndarray::<T>().map_err(|e| e.at(loc));
         }
         self.host_check::<T>("into_ndarray", loc)?;
@@ -211,7 +211,7 @@ impl Tensor {
     #[track_caller]
     pub fn to_scalar<T: Element>(&self) -> Result<T> {
         let loc = Loc::caller();
-        if self.gpu_storage().is_some() {
+        if self.on_device() {
             return self.to_host().map_err(|e| e.at(loc))?.to_scalar::<T>().map_err(|e| e.at(loc));
         }
         let s = self.host_check::<T>("to_scalar", loc)?;

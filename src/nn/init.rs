@@ -88,7 +88,7 @@ pub(crate) fn init_impl(
         Initializer::HeNormal => scaled_normal(shape, seed, (2.0 / fan_in).sqrt() / TRUNC_STD, loc)?,
     };
     // Made where the creation functions make tensors: on the scope's GPU, if any.
-    crate::placement::place_created(crate::with_dtype!(dtype, T => {
+    crate::dispatch::created::place_created(crate::with_dtype!(dtype, T => {
         let v: Vec<T> = values.into_iter().map(<T as crate::dtype::Element>::from_f64).collect();
         Tensor::from_vec_unchecked(v, Shape::new(shape))
     }))
@@ -97,7 +97,7 @@ pub(crate) fn init_impl(
 /// The f64 draw on the host whatever the device scope (it is scaled and cast there, then
 /// placed once).
 fn host_draw(f: impl FnOnce() -> Result<Tensor>, loc: Loc) -> Result<Tensor> {
-    crate::placement::with_device(crate::Device::Cpu, f).map_err(|e| e.at(loc))
+    crate::runtime::placement::with_device(crate::Device::Cpu, f).map_err(|e| e.at(loc))
 }
 
 fn scaled_uniform(shape: &[usize], seed: Option<u64>, limit: f64, loc: Loc) -> Result<Vec<f64>> {

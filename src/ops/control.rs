@@ -89,7 +89,7 @@ fn add_multi(
         .collect::<Result<smallvec::SmallVec<[NodeId; 3]>>>()
         .map_err(|e| e.at(loc))?;
     let node = parent.add_node(op, ids, Shape::scalar(), DType::Bool, Some(loc));
-    let id = node.symbol().map(|s| s.node).ok_or_else(|| Error::invalid(name, "node creation failed"))?;
+    let id = node.symbol().map(|s| NodeId(s.node)).ok_or_else(|| Error::invalid(name, "node creation failed"))?;
     Ok(types
         .iter()
         .enumerate()
@@ -146,7 +146,7 @@ pub fn cond<O: Outputs>(
     let (tg, eg) = (Arc::new(t.graph), Arc::new(e.graph));
     let op = NodeOp::Cond { then: tg.clone(), otherwise: eg.clone(), n_then: t.captured.len() };
     let outs = add_multi(&parent, op, inputs, &t.types, "cond", loc)?;
-    if crate::autograd::is_recording() {
+    if crate::dispatch::tape::is_recording() {
         crate::autograd::record_cond(pred, &t.captured, &e.captured, tg, eg, &outs);
     }
     O::unflatten(outs)
@@ -221,7 +221,7 @@ pub fn while_loop(
     };
     let ins: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
     let outs = add_multi(&parent, op, inputs, &types, "while_loop", loc)?;
-    if crate::autograd::is_recording() {
+    if crate::dispatch::tape::is_recording() {
         crate::autograd::record_while(&ins, &outs);
     }
     Ok(outs)

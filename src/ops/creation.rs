@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 fn filled(op: &'static str, shape: &[usize], dtype: DType, v: f64, loc: Loc) -> Result<Tensor> {
     let n = Shape::checked_num_elements(op, shape).map_err(|e| e.at(loc))?;
-    crate::placement::place_created(
+    crate::dispatch::created::place_created(
         crate::with_dtype!(dtype, T => Tensor::from_vec_unchecked(vec![T::from_f64(v); n], Shape::new(shape))),
     )
 }
@@ -30,7 +30,7 @@ pub fn full<T: Element>(shape: &[usize], value: T) -> Result<Tensor> {
     // The location is taken here: `Loc::caller()` inside the closure would name this file.
     let loc = Loc::caller();
     let n = Shape::checked_num_elements("full", shape).map_err(|e| e.at(loc))?;
-    crate::placement::place_created(Tensor::from_vec_unchecked(vec![value; n], Shape::new(shape)))
+    crate::dispatch::created::place_created(Tensor::from_vec_unchecked(vec![value; n], Shape::new(shape)))
 }
 
 /// `[start, start + delta, ...)` up to (not including) `limit`, of `T`'s dtype
@@ -55,7 +55,7 @@ pub fn arange<T: Element>(start: T, limit: T, delta: T) -> Result<Tensor> {
     } else {
         (0..n).map(|i| T::from_f64(s + i as f64 * d)).collect()
     };
-    crate::placement::place_created(Tensor::from_vec_unchecked(v, Shape::new(&[n])))
+    crate::dispatch::created::place_created(Tensor::from_vec_unchecked(v, Shape::new(&[n])))
 }
 
 /// `num` evenly spaced values from `start` to `stop` inclusive, of `T`'s (float) dtype.
@@ -79,7 +79,7 @@ pub fn linspace<T: Element>(start: T, stop: T, num: usize) -> Result<Tensor> {
             .map(|i| T::from_f64(if i == num - 1 { e } else { s + (e - s) * i as f64 / (num - 1) as f64 }))
             .collect(),
     };
-    crate::placement::place_created(Tensor::from_vec_unchecked(v, Shape::new(&[num])))
+    crate::dispatch::created::place_created(Tensor::from_vec_unchecked(v, Shape::new(&[num])))
 }
 
 /// The `n × n` identity matrix.
@@ -92,6 +92,6 @@ pub fn eye(n: usize, dtype: DType) -> Result<Tensor> {
         for i in 0..n {
             v[i * n + i] = T::from_f64(1.0);
         }
-        crate::placement::place_created(Tensor::from_vec_unchecked(v, Shape::new(&[n, n])))
+        crate::dispatch::created::place_created(Tensor::from_vec_unchecked(v, Shape::new(&[n, n])))
     })
 }

@@ -2,11 +2,12 @@
 //! resolution, comparisons, logic, `where_`, `clip` and `cast`.
 
 use super::arg;
+use crate::dispatch::apply;
 use crate::dtype::DType;
 use crate::error::{Loc, Result};
 use crate::interop::ndarray::IntoTensor;
 use crate::prim::promote::unify;
-use crate::prim::{BinaryOp, PrimOp, UnaryOp, apply};
+use crate::prim::{BinaryOp, PrimOp, UnaryOp};
 use crate::tensor::Tensor;
 
 #[inline]

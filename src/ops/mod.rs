@@ -1,12 +1,13 @@
 //! The public ops: free functions (`ff::add(&a, &b)`) and the same names as methods
 //! (`a.add(&b)`). Each is `#[track_caller]`, converts its arguments (`IntoTensor`),
-//! resolves dtypes (weak scalars, promotion) and calls `op::apply` with one primitive, or is
+//! resolves dtypes (weak scalars, promotion) and calls `dispatch::apply` with one primitive, or is
 //! a composite of other public ops written once here.
 
 pub(crate) mod control;
 pub(crate) mod creation;
 pub(crate) mod math;
 pub(crate) mod nn;
+mod operators;
 pub(crate) mod print;
 pub(crate) mod reduce;
 pub(crate) mod shape;

@@ -1,9 +1,10 @@
 //! `matmul` (batched, broadcast batch dims, transpose flags), `softmax`, `log_softmax`.
 
 use super::arg;
+use crate::dispatch::apply;
 use crate::error::{Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::prim::{PrimOp, apply};
+use crate::prim::PrimOp;
 use crate::shape::normalize_axis;
 use crate::tensor::Tensor;
 

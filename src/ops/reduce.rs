@@ -2,9 +2,10 @@
 //! `axis=None`; negative axes count from the end) with `keepdims`, and arg-reductions.
 
 use super::arg;
+use crate::dispatch::apply;
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::prim::{ArgOp, PrimOp, ReduceOp, apply};
+use crate::prim::{ArgOp, PrimOp, ReduceOp};
 use crate::shape::{normalize_axes, normalize_axis};
 use crate::tensor::Tensor;
 

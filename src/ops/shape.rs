@@ -5,10 +5,11 @@
 use std::borrow::Borrow;
 
 use super::arg;
+use crate::dispatch::apply;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
-use crate::prim::{Axes, PrimOp, apply};
+use crate::prim::{Axes, PrimOp};
 use crate::shape::{Shape, UNKNOWN, fmt_dims, normalize_axes, normalize_axis};
 use crate::tensor::Tensor;
 

@@ -1,12 +1,12 @@
-//! The closed set of primitive ops, their shape/dtype inference, and `apply`, the one entry
-//! point every public op goes through.
-//!
-//! `apply` = `infer` (shapes, dtypes, every user error) then a backend kernel. Traced
-//! functions will reuse `infer` unchanged and record a graph node instead of running the
-//! kernel, so eager and graph mode can never disagree about what is legal.
-//! **Architecture Invariant:** this module knows nothing about how ops execute.
+//! The primitives: the closed set of ops every backend implements (`PrimOp`), their shape
+//! and dtype inference with every user error (`infer`, `sparse`), dtype promotion
+//! (`promote`), the elementwise tables (`elementwise`) and the description of a fused
+//! kernel (`fusion`). Pure definitions: `dispatch::apply` runs them, backends execute them.
+//! **Architecture Invariant:** this module knows nothing about how ops execute; it imports
+//! only the base modules and `tensor` (for metadata: shape, dtype, the weak flag).
 
 pub(crate) mod elementwise;
+pub(crate) mod fusion;
 pub(crate) mod infer;
 pub(crate) mod promote;
 pub(crate) mod sparse;
@@ -14,9 +14,7 @@ pub(crate) mod sparse;
 use smallvec::SmallVec;
 
 use crate::dtype::DType;
-use crate::error::{Loc, Result};
 use crate::shape::Shape;
-use crate::tensor::Tensor;
 pub(crate) use elementwise::{Accepts, BinaryOp, UnaryOp};
 
 /// A small list of axes or dims (inline up to rank 4).
@@ -147,41 +145,4 @@ impl PrimOp {
             PrimOp::NonZero => "sparse::nonzero",
         }
     }
-}
-
-/// Runs one primitive: inference (all user errors), then the kernel of the inputs' device.
-/// Errors get the user's call location.
-#[inline]
-pub(crate) fn apply(op: PrimOp, inputs: &[&Tensor], loc: Loc) -> Result<Tensor> {
-    let (shape, dtype) = match infer::infer(&op, inputs) {
-        Ok(m) => m,
-        Err(e) => return Err(e.at(loc)),
-    };
-    // Traced mode: symbolic inputs record a node with the same (shape, dtype) instead of
-    // running a kernel. So do ops on concrete tensors while a trace is active (as in
-    // TensorFlow's graphs and JAX's omnistaging): the graph holds the whole computation,
-    // and the optimizer's constant folding decides what to precompute, under its size cap.
-    // A weak host scalar taking a tensor's dtype is a literal's conversion, not an op.
-    let weak_literal = matches!(op, PrimOp::Cast(_)) && inputs.first().is_some_and(|t| t.is_weak());
-    // Gradient tapes see every primitive here, eager or traced (one thread-local read when
-    // none is recording).
-    let taped = crate::autograd::is_recording().then(|| op.clone());
-    let out = if inputs.iter().any(|t| t.is_symbolic()) || (!weak_literal && crate::graph::trace::active().is_some()) {
-        crate::graph::trace::record(op, inputs, shape, dtype, loc)?
-    } else {
-        let _span = crate::profiler::op_span(op.name(), crate::placement::requested(inputs));
-        crate::placement::run(&op, inputs, shape, dtype).map_err(|e| e.at(loc))?
-    };
-    if let Some(op) = taped {
-        crate::autograd::record_prim(&op, inputs, &out);
-    }
-    Ok(out)
-}
-
-/// Runs one primitive on concrete inputs (the graph executor's step): inference on the
-/// actual shapes, then the kernel.
-#[inline]
-pub(crate) fn execute(op: &PrimOp, inputs: &[&Tensor]) -> Result<Tensor> {
-    let (shape, dtype) = infer::infer(op, inputs)?;
-    crate::placement::run(op, inputs, shape, dtype)
 }

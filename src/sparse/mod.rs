@@ -9,7 +9,6 @@
 //! `tf.SparseTensorSpec`, so a traced function keys its cache on it by value. Indices and
 //! values are tensors, symbolic while tracing.
 
-pub(crate) mod kernels;
 mod ops;
 mod traced;
 
@@ -19,9 +18,10 @@ pub use ops::{AddOperand, IntoDenseShape, IntoIndices};
 pub use ops::{add, coalesce, from_dense, map_values, matmul, reduce_sum, reorder, to_dense, transpose};
 pub(crate) use traced::DenseShapeKey;
 
+use crate::dispatch::apply;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::prim::{PrimOp, apply};
+use crate::prim::PrimOp;
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 

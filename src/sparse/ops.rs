@@ -5,11 +5,12 @@
 //! of `SparseTensor::new`: `IntoIndices` and `IntoDenseShape`.
 
 use super::SparseTensor;
+use crate::dispatch::apply;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
 use crate::ops::math::{binary, cast_to};
-use crate::prim::{BinaryOp, PrimOp, ReduceOp, apply};
+use crate::prim::{BinaryOp, PrimOp, ReduceOp};
 use crate::shape::{Shape, UNKNOWN, normalize_axes};
 use crate::tensor::Tensor;
 

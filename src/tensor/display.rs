@@ -127,7 +127,7 @@ impl fmt::Display for Tensor {
             );
         }
         // Printing a GPU tensor reads its values back (a counted download).
-        let host = if self.gpu_storage().is_some() { self.to_host().ok() } else { None };
+        let host = if self.on_device() { self.to_host().ok() } else { None };
         let shown = host.as_ref().unwrap_or(self);
         let v = crate::with_dtype!(self.dtype(), T => values::<T>(shown));
         // Continuation lines line up under the first bracket, after "Tensor(".

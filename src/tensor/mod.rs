@@ -4,9 +4,10 @@
 //! (`crate::ops`), ndarray conversions in `crate::interop`.
 
 pub(crate) mod constructors;
+pub(crate) mod device_buffer;
 mod display;
-mod operators;
 pub(crate) mod storage;
+pub(crate) mod symbol;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
+use device_buffer::DeviceStorage;
 use storage::{Buffer, HostStorage};
 
 /// A tensor: an immutable, shared handle (cloning is one reference-count increment).
@@ -40,9 +42,11 @@ pub(crate) enum Data {
     /// squeeze): zero-copy. The target is always a `Host` or `Gpu` tensor, never another alias.
     Alias(Tensor),
     /// A node of a graph being traced: shape and dtype are known, values are not.
-    Symbolic(crate::graph::trace::Symbol),
-    /// Elements in a GPU buffer (`backend::wgpu`): reading them on the host is a counted copy.
-    Gpu(crate::backend::wgpu::storage::GpuStorage),
+    Symbolic(symbol::Symbol),
+    /// Elements in a device buffer (`backend::wgpu`'s): reading them on the host is a counted copy.
+    // Never made in a build without the `gpu` feature.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    Gpu(DeviceStorage),
 }
 
 impl Tensor {
@@ -87,30 +91,25 @@ impl Tensor {
             Data::Gpu(g) => g.device(),
         }
     }
-    /// A tensor with the same values on `device` (an explicit copy, counted by the
-    /// profiler): the same handle when it is already there. A GPU that does not exist falls
-    /// back to the CPU under soft placement (with a logged notice); with soft placement off
-    /// it is `Error::DeviceUnavailable`. Errors: `Unsupported` for a dtype the GPU cannot
-    /// hold (f64, f16, bf16), `SymbolicTensor` inside a trace.
-    #[track_caller]
-    pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        let loc = crate::error::Loc::caller();
-        crate::placement::copy_to(self, device, "to_device").map_err(|e| e.at(loc))
-    }
-
-    /// The GPU storage behind this tensor (through a reshape alias), if it lives on a GPU.
-    pub(crate) fn gpu_storage(&self) -> Option<&crate::backend::wgpu::storage::GpuStorage> {
+    /// The device storage behind this tensor (through a reshape alias), if it lives on a
+    /// device other than the host.
+    pub(crate) fn device_storage(&self) -> Option<&DeviceStorage> {
         match &self.0.data {
             Data::Gpu(g) => Some(g),
-            Data::Alias(t) => t.gpu_storage(),
+            Data::Alias(t) => t.device_storage(),
             Data::Host(_) | Data::Symbolic(_) => None,
         }
     }
 
+    /// Whether the elements live on a device other than the host.
+    pub(crate) fn on_device(&self) -> bool {
+        self.device_storage().is_some()
+    }
+
     /// This tensor's values on the host: itself when it is there, else a counted download.
     pub(crate) fn to_host(&self) -> Result<Tensor> {
-        match self.gpu_storage() {
-            Some(g) => crate::backend::wgpu::storage::download(g, self.shape(), self.dtype()),
+        match self.device_storage() {
+            Some(g) => g.download(self.shape(), self.dtype()),
             None => Ok(self.clone()),
         }
     }
@@ -135,7 +134,7 @@ impl Tensor {
     }
 
     /// The graph node behind a symbolic tensor.
-    pub(crate) fn symbol(&self) -> Option<&crate::graph::trace::Symbol> {
+    pub(crate) fn symbol(&self) -> Option<&symbol::Symbol> {
         match &self.0.data {
             Data::Symbolic(s) => Some(s),
             _ => None,
@@ -143,7 +142,7 @@ impl Tensor {
     }
 
     /// A symbolic tensor for `node` of a trace.
-    pub(crate) fn symbolic(sym: crate::graph::trace::Symbol, shape: Shape, dtype: DType) -> Tensor {
+    pub(crate) fn symbolic(sym: symbol::Symbol, shape: Shape, dtype: DType) -> Tensor {
         Tensor(Arc::new(Inner { shape, dtype, weak: false, data: Data::Symbolic(sym) }))
     }
 
@@ -215,7 +214,7 @@ impl Tensor {
     #[inline]
     pub(crate) fn host_slice<T: Element>(&self, op: &'static str) -> Result<&[T]> {
         let Some(b) = self.host_buffer() else {
-            if self.gpu_storage().is_some() {
+            if self.on_device() {
                 return Err(Error::NotOnHost { op, device: self.device().to_string(), location: None });
             }
             return Err(self.symbolic_error(op));

@@ -1,5 +1,5 @@
-//! Host storage: one `Vec` per dtype behind the `Buffer` enum, and a small thread-local pool
-//! that recycles large buffers.
+//! Host storage: a tensor's `Buffer` (defined beside `DType`, which maps each dtype to its
+//! variant) and a small thread-local pool that recycles large buffers.
 //!
 //! Why a pool: glibc returns freed large blocks to the OS, and the next op that allocates
 //! the same size faults every page back in (candle spends ~10x the memory-bandwidth limit on
@@ -8,65 +8,9 @@
 
 use std::cell::RefCell;
 
-use half::{bf16, f16};
+use crate::dtype::Element;
 
-use crate::dtype::{DType, Element};
-
-/// The elements of a host tensor, row-major and contiguous.
-#[derive(Clone, Debug)]
-pub enum Buffer {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    F16(Vec<f16>),
-    BF16(Vec<bf16>),
-    I32(Vec<i32>),
-    I64(Vec<i64>),
-    U8(Vec<u8>),
-    Bool(Vec<bool>),
-}
-
-macro_rules! each_buffer {
-    ($b:expr, $v:ident => $body:expr) => {
-        match $b {
-            Buffer::F32($v) => $body,
-            Buffer::F64($v) => $body,
-            Buffer::F16($v) => $body,
-            Buffer::BF16($v) => $body,
-            Buffer::I32($v) => $body,
-            Buffer::I64($v) => $body,
-            Buffer::U8($v) => $body,
-            Buffer::Bool($v) => $body,
-        }
-    };
-}
-
-impl Buffer {
-    pub(crate) fn dtype(&self) -> DType {
-        match self {
-            Buffer::F32(_) => DType::F32,
-            Buffer::F64(_) => DType::F64,
-            Buffer::F16(_) => DType::F16,
-            Buffer::BF16(_) => DType::BF16,
-            Buffer::I32(_) => DType::I32,
-            Buffer::I64(_) => DType::I64,
-            Buffer::U8(_) => DType::U8,
-            Buffer::Bool(_) => DType::Bool,
-        }
-    }
-    pub(crate) fn len(&self) -> usize {
-        each_buffer!(self, v => v.len())
-    }
-    fn capacity_bytes(&self) -> usize {
-        each_buffer!(self, v => v.capacity()) * self.dtype().size_of()
-    }
-    fn take(&mut self) -> Buffer {
-        each_buffer!(self, v => Element::into_buffer(std::mem::take(v)))
-    }
-    /// Address of the first element, for zero-copy proofs in tests.
-    pub(crate) fn as_ptr(&self) -> *const u8 {
-        each_buffer!(self, v => v.as_ptr().cast::<u8>())
-    }
-}
+pub(crate) use crate::dtype::Buffer;
 
 /// Buffers smaller than this go straight to the allocator: small mallocs are cheap and
 /// glibc keeps them, so pooling them would only cost lookups.

@@ -17,6 +17,7 @@ mod gradients;
 mod interop;
 mod io;
 mod ir_check;
+mod layers;
 mod nn;
 mod op_table;
 mod optim;

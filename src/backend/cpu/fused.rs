@@ -1,4 +1,4 @@
-//! Fused kernels (see `graph::fusion`): the elementwise program runs over the output in
+//! Fused kernels (see `prim::fusion`): the elementwise program runs over the output in
 //! chunks of `CHUNK` elements, one instruction at a time over the whole chunk, so each
 //! instruction is a tight monomorphized loop the compiler vectorizes, while the chunk's
 //! registers stay in L1. Each input is read once and the output written once, whatever the
@@ -14,8 +14,8 @@ use super::num::{FloatK, NumK};
 use super::par::{PAR_MIN, chunk_len};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::graph::fusion::{Fusion, FusionKind, Instr};
 use crate::prim::elementwise::{binary_table, unary_table};
+use crate::prim::fusion::{Fusion, FusionKind, Instr};
 use crate::prim::{BinaryOp, ReduceOp, UnaryOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;

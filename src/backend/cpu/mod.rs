@@ -1,5 +1,5 @@
 //! The CPU backend: rayon kernels over contiguous row-major buffers (rayon appears only here,
-//! in `random` and in `sparse::kernels`, whose sparse kernels the match below calls).
+//! in `random` and in `sparse`, the sparse primitives' kernels).
 //! `execute` is one `match` over `PrimOp` with no wildcard arm.
 
 pub(crate) mod elementwise;
@@ -12,6 +12,7 @@ pub(crate) mod par;
 mod reduce;
 pub(crate) mod simd;
 mod softmax;
+pub(crate) mod sparse;
 pub(crate) mod stream;
 
 use crate::dtype::DType;
@@ -40,12 +41,12 @@ pub(crate) fn execute(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DTyp
         PrimOp::OneHot { depth, .. } => movement::one_hot(x, *depth, dtype, shape),
         PrimOp::MatMul { transpose_a, transpose_b } => matmul::matmul(x, inputs[1], *transpose_a, *transpose_b, shape),
         PrimOp::Softmax { axis, log } => softmax::softmax(x, *axis, *log),
-        PrimOp::SparseValidate(dense) => crate::sparse::kernels::validate(x, dense),
-        PrimOp::SparseToDense(_) => crate::sparse::kernels::to_dense(x, inputs[1], inputs[2], shape),
-        PrimOp::SparseMatMul(dense) => crate::sparse::kernels::matmul(x, inputs[1], inputs[2], dense, shape),
-        PrimOp::SparseReorder => crate::sparse::kernels::reorder(x),
-        PrimOp::SparseUnique => crate::sparse::kernels::unique(x),
-        PrimOp::SparseSegmentSum => crate::sparse::kernels::segment_sum(x, inputs[1]),
-        PrimOp::NonZero => crate::sparse::kernels::nonzero(x),
+        PrimOp::SparseValidate(dense) => crate::backend::cpu::sparse::validate(x, dense),
+        PrimOp::SparseToDense(_) => crate::backend::cpu::sparse::to_dense(x, inputs[1], inputs[2], shape),
+        PrimOp::SparseMatMul(dense) => crate::backend::cpu::sparse::matmul(x, inputs[1], inputs[2], dense, shape),
+        PrimOp::SparseReorder => crate::backend::cpu::sparse::reorder(x),
+        PrimOp::SparseUnique => crate::backend::cpu::sparse::unique(x),
+        PrimOp::SparseSegmentSum => crate::backend::cpu::sparse::segment_sum(x, inputs[1]),
+        PrimOp::NonZero => crate::backend::cpu::sparse::nonzero(x),
     }
 }

@@ -557,9 +557,9 @@ mod tests {
 
     #[test]
     fn sparse_kernels_read_i64_indices_as_words_on_a_device_without_int64() {
+        use crate::backend::cpu::sparse as cpu;
         use crate::backend::wgpu::{check, execute, storage};
         use crate::shape::Shape;
-        use crate::sparse::kernels as cpu;
         let Some(c) = private_ctx_with(wgpu::Features::empty()) else { return };
         let c = Arc::new(c);
         let i64s = |t: &crate::Tensor| t.to_host().unwrap().to_ndarray::<i64>().unwrap();

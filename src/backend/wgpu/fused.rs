@@ -22,7 +22,7 @@ use super::kernels::{self, bcast_strides, buf, scalar_words};
 use super::storage;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::graph::fusion::Fusion;
+use crate::prim::fusion::Fusion;
 use crate::prim::{PrimOp, ReduceOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;

@@ -4,7 +4,7 @@
 //! elementwise producers and matmuls with their epilogues: one dispatch each). `check`
 //! says whether an op can run here (dtypes);
 //! `execute` runs it on inputs already placed on the device (placement and copies are
-//! `crate::placement`'s job). Like the CPU backend, `execute` is one `match` over `PrimOp`
+//! `crate::runtime::placement`'s job). Like the CPU backend, `execute` is one `match` over `PrimOp`
 //! with no wildcard arm.
 //!
 //! What runs where (`Ctx::computes`, decided per device from the shader features it was
@@ -41,7 +41,7 @@ use context::Ctx;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::graph::fusion::{Fusion, FusionKind, Instr};
+use crate::prim::fusion::{Fusion, FusionKind, Instr};
 use crate::prim::{BinaryOp, PrimOp, UnaryOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;

@@ -1,6 +1,6 @@
 //! WGSL kernels of the sparse (COO) primitives: `SparseValidate`, `SparseToDense`,
 //! `SparseMatMul`, `SparseReorder`, `SparseUnique`, `SparseSegmentSum` and `NonZero`. Same
-//! results, shapes, dtypes and errors as the CPU kernels (`crate::sparse::kernels`).
+//! results, shapes, dtypes and errors as the CPU kernels (`crate::backend::cpu::sparse`).
 //!
 //! Building blocks, all deterministic (no float atomics, no atomics at all):
 //! - i64 indices are read as (low, high) u32 word pairs, compared as signed 64-bit numbers
@@ -278,9 +278,9 @@ fn status_error(ctx: &Arc<Ctx>, op: &'static str, indices: &Tensor, cols: usize,
     let (prev, row) = rows.split_at(((e - first) * cols).min(rows.len()));
     let bound = match problem {
         SparseIndexProblem::OutOfBounds => dense.to_string(),
-        _ => crate::sparse::kernels::index_text(prev),
+        _ => crate::backend::cpu::sparse::index_text(prev),
     };
-    crate::sparse::kernels::bad(op, problem, e, row, bound)
+    crate::backend::cpu::sparse::bad(op, problem, e, row, bound)
 }
 
 // ---- sort ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::profiler::{Direction, record_transfer};
 use crate::shape::Shape;
+use crate::tensor::device_buffer::{DeviceBuffer, DeviceStorage};
 use crate::tensor::storage::Buffer;
 use crate::tensor::{Data, Inner, Tensor};
 
@@ -33,25 +34,25 @@ impl GpuBuf {
     }
 }
 
-/// Behind a trait object so that checking `Tensor: Send + Sync` stops here instead of
-/// walking wgpu's internals (which overflows the compiler's recursion limit in user crates).
-pub(crate) trait DeviceBuffer: Send + Sync {
-    fn get(&self) -> &GpuBuf;
-}
-
 impl DeviceBuffer for GpuBuf {
-    fn get(&self) -> &GpuBuf {
+    fn device(&self) -> Device {
+        GpuBuf::device(self)
+    }
+    fn download(&self, shape: &Shape, dtype: DType) -> Result<Tensor> {
+        download(self, shape, dtype)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }
 
-/// A GPU tensor's storage (see `GpuBuf`).
-pub(crate) struct GpuStorage(Box<dyn DeviceBuffer>);
+/// A GPU tensor's storage, as the kernels see it.
+pub(crate) type GpuStorage = GpuBuf;
 
-impl std::ops::Deref for GpuStorage {
-    type Target = GpuBuf;
-    fn deref(&self) -> &GpuBuf {
-        self.0.get()
+impl Tensor {
+    /// The GPU storage behind this tensor (through a reshape alias), if it lives on a GPU.
+    pub(crate) fn gpu_storage(&self) -> Option<&GpuStorage> {
+        self.device_storage()?.downcast::<GpuBuf>()
     }
 }
 
@@ -116,12 +117,12 @@ pub(crate) fn alloc(ctx: &Arc<Ctx>, op: &'static str, dtype: DType, n: usize) ->
             mapped_at_creation: false,
         })
     })?;
-    Ok(GpuStorage(Box::new(GpuBuf { ctx: ctx.clone(), buffer, len: n })))
+    Ok(GpuBuf { ctx: ctx.clone(), buffer, len: n })
 }
 
 /// Wraps device storage as a tensor.
 pub(crate) fn tensor(s: GpuStorage, shape: Shape, dtype: DType) -> Tensor {
-    Tensor(Arc::new(Inner { shape, dtype, weak: false, data: Data::Gpu(s) }))
+    Tensor(Arc::new(Inner { shape, dtype, weak: false, data: Data::Gpu(DeviceStorage::new(s)) }))
 }
 
 /// The host elements as 32-bit words, in the GPU layout (f16 halves packed two a word,

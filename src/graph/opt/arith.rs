@@ -188,7 +188,7 @@ fn flags_are_exact(g: &Graph, mm: NodeId, a: NodeId, ta: bool, dtype: DType) -> 
     }
     let (m, n) = (out.shape[ro - 2], out.shape[ro - 1]);
     let k = if ta { a.shape[ra - 2] } else { a.shape[ra - 1] };
-    ![m, k, n].contains(&UNKNOWN) && crate::backend::cpu::matmul::flags_are_exact(m, k, n)
+    ![m, k, n].contains(&UNKNOWN) && crate::backend::caps::matmul_transposes_exact(m, k, n)
 }
 
 /// Whether `p` swaps the last two axes and keeps the others.
@@ -216,6 +216,6 @@ fn const_all(g: &Graph, i: NodeId, v: f64) -> bool {
     if t.num_elements() > 4096 || t.dtype() == DType::Bool {
         return false;
     }
-    let wide: Option<Tensor> = crate::backend::cpu::elementwise::cast(t, DType::F64).ok();
+    let wide: Option<Tensor> = crate::backend::caps::cast_on_host(t, DType::F64).ok();
     wide.as_ref().and_then(|w| w.host_slice::<f64>("optimizer").ok()).is_some_and(|s| s.iter().all(|&x| x == v))
 }

@@ -28,7 +28,7 @@ const MAX_CONST_ELEMENTS: usize = 1 << 16;
 enum Key {
     Prim(PrimOp, SmallVec<[NodeId; 3]>),
     Project(usize, NodeId),
-    Fused(std::sync::Arc<crate::graph::fusion::Fusion>, SmallVec<[NodeId; 3]>),
+    Fused(std::sync::Arc<crate::prim::fusion::Fusion>, SmallVec<[NodeId; 3]>),
     /// dtype, shape and a hash of the bits; equal keys are confirmed bit by bit.
     Const(DType, Shape, u64),
 }

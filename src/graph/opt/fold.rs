@@ -41,7 +41,7 @@ impl Pass for ConstantFold {
                 continue;
             }
             let refs: Vec<&Tensor> = consts.iter().collect();
-            let Ok(value) = crate::prim::execute(op, &refs) else { continue };
+            let Ok(value) = crate::runtime::placement::execute(op, &refs) else { continue };
             changes.push(format!("folded {id} ({} of constants) into a constant {}{}", op.name(), n.dtype, n.shape));
             g.rewrite(id, NodeOp::Const(value), SmallVec::new());
         }

@@ -23,8 +23,8 @@ use smallvec::SmallVec;
 use super::{OptimizerOptions, Pass, PassKind};
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::graph::fusion::{Fusion, FusionKind, Instr};
 use crate::graph::ir::{Graph, Node, NodeId, NodeOp};
+use crate::prim::fusion::{Fusion, FusionKind, Instr};
 use crate::prim::{BinaryOp, PrimOp, ReduceOp, UnaryOp};
 
 pub(crate) struct Fuse;

@@ -9,21 +9,11 @@ use std::collections::{HashMap, HashSet};
 
 use super::{OptimizerOptions, Pass, PassKind};
 use crate::error::Result;
-use crate::graph::fusion::FusionKind;
-use crate::graph::ir::{Graph, Node, NodeId, NodeOp};
+use crate::graph::ir::{Graph, MemoryPlan, Node, NodeId, NodeOp};
 use crate::prim::PrimOp;
+use crate::prim::fusion::FusionKind;
 
 pub(crate) struct MemoryPlanner;
-
-/// The planner's result, kept on the graph for the executor.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct MemoryPlan {
-    /// Node -> the input position whose buffer its output overwrites.
-    pub(crate) in_place: HashMap<NodeId, usize>,
-    /// Arguments + constants + the peak of live intermediates, in bytes (`None` when a
-    /// shape is unknown until the call).
-    pub(crate) peak_bytes: Option<usize>,
-}
 
 impl Pass for MemoryPlanner {
     fn kind(&self) -> PassKind {

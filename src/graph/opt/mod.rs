@@ -13,13 +13,12 @@ mod cse;
 mod fold;
 mod fuse;
 pub(crate) mod memory;
-mod options;
 mod prune;
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-pub use options::{OptimizerOptions, PassKind};
+pub use crate::config::optimizer::{OptimizerOptions, PassKind};
 
 use super::ir::Graph;
 use crate::error::Result;

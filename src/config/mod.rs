@@ -6,6 +6,8 @@
 //! override (`with_promotion_mode`) lets one scope, or one test, use another mode without
 //! changing what other threads see.
 
+pub(crate) mod optimizer;
+
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -84,22 +86,22 @@ pub fn with_functions_run_eagerly<R>(on: bool, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-static OPTIMIZER: std::sync::RwLock<Option<crate::graph::OptimizerOptions>> = std::sync::RwLock::new(None);
+static OPTIMIZER: std::sync::RwLock<Option<optimizer::OptimizerOptions>> = std::sync::RwLock::new(None);
 
 thread_local! {
-    static OPTIMIZER_OVERRIDE: std::cell::RefCell<Option<crate::graph::OptimizerOptions>> =
+    static OPTIMIZER_OVERRIDE: std::cell::RefCell<Option<optimizer::OptimizerOptions>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Sets which graph-optimizer passes run for every traced function that does not set its
 /// own (`FunctionOptions::optimizer`), as `tf.config.optimizer.set_experimental_options`.
 /// Applies to functions traced afterwards.
-pub fn set_optimizer_options(options: crate::graph::OptimizerOptions) {
+pub fn set_optimizer_options(options: optimizer::OptimizerOptions) {
     *OPTIMIZER.write().unwrap_or_else(|p| p.into_inner()) = Some(options);
 }
 
 /// The optimizer options in force on this thread (every pass on by default).
-pub fn optimizer_options() -> crate::graph::OptimizerOptions {
+pub fn optimizer_options() -> optimizer::OptimizerOptions {
     if let Some(o) = OPTIMIZER_OVERRIDE.with(|c| c.borrow().clone()) {
         return o;
     }
@@ -107,8 +109,8 @@ pub fn optimizer_options() -> crate::graph::OptimizerOptions {
 }
 
 /// Runs `f` with `options` in force on this thread only (for traces made inside `f`).
-pub fn with_optimizer_options<R>(options: crate::graph::OptimizerOptions, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<crate::graph::OptimizerOptions>);
+pub fn with_optimizer_options<R>(options: optimizer::OptimizerOptions, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<optimizer::OptimizerOptions>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let prev = self.0.take();

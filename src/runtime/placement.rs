@@ -13,13 +13,17 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use crate::backend::wgpu::context::{self, Ctx};
+/// A GPU's context, as the graph executor holds it for a plan placed there.
+pub(crate) use crate::backend::wgpu::context::{Ctx as GpuCtx, batch as gpu_batch};
+/// Which distribution a GPU random draw makes.
+pub(crate) use crate::backend::wgpu::kernels::Dist;
 use crate::backend::wgpu::storage;
 use crate::config::{DevicePolicy, device_policy, soft_device_placement};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::graph::fusion::Fusion;
 use crate::prim::PrimOp;
+use crate::prim::fusion::Fusion;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -133,6 +137,19 @@ pub(crate) fn gpu(d: Device, op: &'static str) -> Result<Option<Arc<Ctx>>> {
     }
 }
 
+impl Tensor {
+    /// A tensor with the same values on `device` (an explicit copy, counted by the
+    /// profiler): the same handle when it is already there. A GPU that does not exist falls
+    /// back to the CPU under soft placement (with a logged notice); with soft placement off
+    /// it is `Error::DeviceUnavailable`. Errors: `Unsupported` for a dtype the GPU cannot
+    /// hold (f64, f16, bf16), `SymbolicTensor` inside a trace.
+    #[track_caller]
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        let loc = crate::error::Loc::caller();
+        copy_to(self, device, "to_device").map_err(|e| e.at(loc))
+    }
+}
+
 /// `t` on `device`: an explicit copy (`to_device`), counted; the same handle when it is there.
 pub(crate) fn copy_to(t: &Tensor, device: Device, op: &'static str) -> Result<Tensor> {
     if t.is_symbolic() {
@@ -195,7 +212,7 @@ fn is_host_scalar(t: &Tensor) -> bool {
 /// Runs one primitive (inference done) on the device placement picks.
 pub(crate) fn run(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType) -> Result<Tensor> {
     let target = requested(inputs);
-    if target == Device::Cpu && inputs.iter().all(|t| t.gpu_storage().is_none()) {
+    if target == Device::Cpu && inputs.iter().all(|t| !t.on_device()) {
         return crate::backend::cpu::execute(op, inputs, shape, dtype);
     }
     if let Some(ctx) = gpu(target, op.name())? {
@@ -223,7 +240,7 @@ pub(crate) fn run(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DType) -
     // On the CPU: inputs that live on a GPU come back (under the policy).
     let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
     for t in inputs {
-        moved.push(if t.gpu_storage().is_some() { implicit(t, Device::Cpu, op.name())? } else { (*t).clone() });
+        moved.push(if t.on_device() { implicit(t, Device::Cpu, op.name())? } else { (*t).clone() });
     }
     let ins: Vec<&Tensor> = moved.iter().collect();
     crate::backend::cpu::execute(op, &ins, shape, dtype)
@@ -240,7 +257,7 @@ pub(crate) fn run_fused(f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<
                 let dev = ctx.device_id();
                 let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
                 // Host scalars are kernel parameters (a matmul's operands excepted).
-                let operands = if matches!(f.kind, crate::graph::fusion::FusionKind::MatMul { .. }) { 2 } else { 0 };
+                let operands = if matches!(f.kind, crate::prim::fusion::FusionKind::MatMul { .. }) { 2 } else { 0 };
                 for (k, t) in inputs.iter().enumerate() {
                     let stay = t.device() == dev || (k >= operands && is_host_scalar(t));
                     moved.push(if stay { (*t).clone() } else { implicit(t, dev, f.name())? });
@@ -258,7 +275,7 @@ pub(crate) fn run_fused(f: &Fusion, inputs: &[&Tensor], shape: Shape) -> Result<
     }
     let mut moved: Vec<Tensor> = Vec::with_capacity(inputs.len());
     for t in inputs {
-        moved.push(if t.gpu_storage().is_some() { implicit(t, Device::Cpu, f.name())? } else { (*t).clone() });
+        moved.push(if t.on_device() { implicit(t, Device::Cpu, f.name())? } else { (*t).clone() });
     }
     let ins: Vec<&Tensor> = moved.iter().collect();
     crate::backend::cpu::fused::run(f, &ins, shape, None)
@@ -275,10 +292,10 @@ pub(crate) fn plan_gpu(args: &[&Tensor]) -> Result<Option<Arc<Ctx>>> {
 }
 
 /// A tensor made on the host by a creation op, moved to the scope's GPU if there is one
-/// (counted as an upload).
+/// (counted as an upload). Eager only: `dispatch::created` decides.
 pub(crate) fn place_created(t: Tensor) -> Result<Tensor> {
     match scope() {
-        Some(d @ Device::Gpu(_)) if crate::graph::trace::active().is_none() => match gpu(d, "create")? {
+        Some(d @ Device::Gpu(_)) => match gpu(d, "create")? {
             Some(ctx) if ctx.stores(t.dtype()) => storage::upload(&ctx, &t),
             _ => Ok(t),
         },
@@ -287,16 +304,12 @@ pub(crate) fn place_created(t: Tensor) -> Result<Tensor> {
 }
 
 /// A seeded f32 (or, where the GPU computes f64, f64) draw made on the scope's GPU (no
-/// upload), or `None` to draw on the CPU (no GPU scope, another dtype, tracing, or soft
-/// placement to the CPU); a draw on the CPU inside a GPU scope is then uploaded.
-pub(crate) fn random_on_gpu(
-    shape: &[usize],
-    dtype: DType,
-    seed: u64,
-    dist: crate::backend::wgpu::kernels::Dist,
-) -> Option<Result<Tensor>> {
+/// upload), or `None` to draw on the CPU (no GPU scope, another dtype, or soft placement
+/// to the CPU); a draw on the CPU inside a GPU scope is then uploaded. Eager only:
+/// `dispatch::created` decides.
+pub(crate) fn random_on_gpu(shape: &[usize], dtype: DType, seed: u64, dist: Dist) -> Option<Result<Tensor>> {
     let d @ Device::Gpu(_) = scope()? else { return None };
-    if !matches!(dtype, DType::F32 | DType::F64) || crate::graph::trace::active().is_some() {
+    if !matches!(dtype, DType::F32 | DType::F64) {
         return None;
     }
     match gpu(d, "random") {
@@ -307,4 +320,12 @@ pub(crate) fn random_on_gpu(
         Ok(None) => None,
         Err(e) => Some(Err(e)),
     }
+}
+
+/// Runs one primitive on concrete inputs (a graph step, constant folding, a variable's
+/// update): inference on the actual shapes, then the kernel of the inputs' device.
+#[inline]
+pub(crate) fn execute(op: &PrimOp, inputs: &[&Tensor]) -> Result<Tensor> {
+    let (shape, dtype) = crate::prim::infer::infer(op, inputs)?;
+    run(op, inputs, shape, dtype)
 }

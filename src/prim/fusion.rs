@@ -1,5 +1,6 @@
-//! What a fused kernel computes, as the fusion pass describes it (the kernels themselves are
-//! in `backend::cpu::fused`). Three kinds, after XLA's:
+//! What a fused kernel computes, as the fusion pass (`graph::opt::fuse`) describes it and
+//! the backends run it (`backend::cpu::fused`, `backend::wgpu::fused`): a definition both
+//! may import, so no backend sees a graph type. Three kinds, after XLA's:
 //! - **loop** (kLoop): a chain of elementwise ops with broadcasts, one pass over the output;
 //! - **reduce** (kInput): elementwise producers evaluated inside a reduction over trailing
 //!   axes, so the producers' result never exists as a tensor;
