@@ -208,25 +208,35 @@ fn at(loc: &Option<Loc>) -> String {
     }
 }
 
+/// A pattern matching every [`Error`] variant that carries a location, binding that field
+/// (an `Option<Loc>`) to `$location`: the one list of them, for [`Error::location`] and
+/// [`Error::at`]. The variants without one are named where it is used, so that a match over
+/// both stays exhaustive and a new variant must be sorted into one or the other.
+macro_rules! located {
+    ($location:ident) => {
+        Error::ShapeMismatch { location: $location, .. }
+            | Error::AxisOutOfRange { location: $location, .. }
+            | Error::IndexOutOfBounds { location: $location, .. }
+            | Error::DTypeMismatch { location: $location, .. }
+            | Error::InvalidArgument { location: $location, .. }
+            | Error::Unsupported { location: $location, .. }
+            | Error::SymbolicTensor { location: $location, .. }
+            | Error::NotAllowedInGraph { location: $location, .. }
+            | Error::VariableCreatedOnNonFirstCall { location: $location, .. }
+            | Error::NotOnHost { location: $location, .. }
+            | Error::DeviceUnavailable { location: $location, .. }
+            | Error::InvalidSparseIndices { location: $location, .. }
+            | Error::Io { location: $location, .. }
+            | Error::TapeExhausted { location: $location }
+            | Error::NoGradient { location: $location, .. }
+    };
+}
+
 impl Error {
     /// The source location of the user's call that raised this error, when known.
     pub fn location(&self) -> Option<Loc> {
         match self {
-            Error::ShapeMismatch { location, .. }
-            | Error::AxisOutOfRange { location, .. }
-            | Error::IndexOutOfBounds { location, .. }
-            | Error::DTypeMismatch { location, .. }
-            | Error::InvalidArgument { location, .. }
-            | Error::Unsupported { location, .. }
-            | Error::SymbolicTensor { location, .. }
-            | Error::NotAllowedInGraph { location, .. }
-            | Error::VariableCreatedOnNonFirstCall { location, .. }
-            | Error::NotOnHost { location, .. }
-            | Error::DeviceUnavailable { location, .. }
-            | Error::InvalidSparseIndices { location, .. }
-            | Error::Io { location, .. }
-            | Error::TapeExhausted { location }
-            | Error::NoGradient { location, .. } => *location,
+            located!(location) => *location,
             Error::SignatureMismatch { .. } | Error::Gpu { .. } => None,
         }
     }
@@ -234,21 +244,7 @@ impl Error {
     /// Fills in the location when the error was raised below the user's call.
     pub(crate) fn at(mut self, loc: Loc) -> Self {
         match &mut self {
-            Error::ShapeMismatch { location, .. }
-            | Error::AxisOutOfRange { location, .. }
-            | Error::IndexOutOfBounds { location, .. }
-            | Error::DTypeMismatch { location, .. }
-            | Error::InvalidArgument { location, .. }
-            | Error::Unsupported { location, .. }
-            | Error::SymbolicTensor { location, .. }
-            | Error::NotAllowedInGraph { location, .. }
-            | Error::VariableCreatedOnNonFirstCall { location, .. }
-            | Error::NotOnHost { location, .. }
-            | Error::DeviceUnavailable { location, .. }
-            | Error::InvalidSparseIndices { location, .. }
-            | Error::Io { location, .. }
-            | Error::TapeExhausted { location }
-            | Error::NoGradient { location, .. } => {
+            located!(location) => {
                 if location.is_none() {
                     *location = Some(loc);
                 }

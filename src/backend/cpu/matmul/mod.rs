@@ -1,8 +1,10 @@
-//! Batched matmul with transpose flags and broadcast batch dims.
+//! Batched matmul with transpose flags and broadcast batch dims: the entry points
+//! ([`matmul`], [`matmul_epilogue`], [`matmul_accumulate`]) and the plan of a float product,
+//! which path each block takes and how the work is split across threads.
 //!
-//! f32/f64 run the `gemm` crate's packed micro-kernels (runtime-detected AVX-512 / AVX2+FMA,
-//! portable fallback elsewhere), each call single-threaded (`Parallelism::None`); we split the
-//! work across rayon ourselves, in one parallel loop over (matrix, block) tasks:
+//! f32/f64 run the `gemm` crate's packed micro-kernels one block per call ([`gemm`]), each
+//! call single-threaded; we split the work across rayon ourselves, in one parallel loop over
+//! (matrix, block) tasks:
 //! - when the batch spreads evenly over the threads (a multiple of them, or at least 4 per
 //!   thread), each matrix is one task;
 //! - otherwise each matrix is cut into one block per thread: by columns (widths a multiple of
@@ -14,60 +16,38 @@
 //!   when that leaves each row's bits alone (thin products, and `gemm` products of depth at
 //!   most 512: [`rows_split_exactly`]).
 //!
-//! Thin products (2 to 16 output columns, at least 2 rows: a classifier head) skip `gemm`:
-//! [`thin_mm`] keeps a row's columns in the lanes of one vector, 8 rows at a time, and sums
-//! each output over `k` in order with fused multiply-adds, whatever the operand strides
-//! (`gemm` ran them on its 16-row kernel with the output transposed, 10 of 16 lanes busy for
-//! 10 classes). MLP step, one thread: [128, 256] x [256, 10] 8.8 -> 5.8 µs, [256, 128] x
-//! [128, 10] (transposed a) 9.0 -> 5.7 µs.
+//! Thin products (2 to 16 output columns, at least 2 rows: a classifier head) skip `gemm`
+//! for [`thin`]'s kernel; integers run the loops of [`int`]. F16 and BF16 compute in f32.
 //!
-//! Transposed operands are read through strides: the kernels' packing does the transpose, no
-//! transposed copy is made, with one exception. For a single row or column, `k <= 2` or at
-//! most 256 outputs, `gemm` picks its kernel by the operands' strides as well as the shape,
-//! so the bits of a product would change with the layout; the optimizer folds transposes
-//! into the flags, and traced code must equal eager bit for bit. So a block with `k <= 2` or
-//! at most 256 outputs gets its operands copied row-major first (cheap next to its
-//! products), and the optimizer leaves the transposes of single rows and columns alone (a
-//! copy there would cost as much as the product; see [`flags_are_exact`]).
+//! Invariant: a product's bits do not depend on its operands' layout. Transposed operands
+//! are read through strides (the kernels' packing does the transpose), with one exception:
+//! where `gemm` picks its kernel by the operands' strides as well as the shape (a block with
+//! `k <= 2` or at most 256 outputs), the block's operands are copied row-major first
+//! ([`gemm::gemm_block`]), and single rows and columns keep their transposes in the
+//! optimizer ([`flags_are_exact`]). The optimizer folds transposes into the flags, and
+//! traced code must equal eager bit for bit; for the same reason a split over an awake
+//! spinner only cuts rows that round the same either way ([`rows_split_exactly`]).
 //!
-//! ## Why this choice (measured)
-//! f32, 2 threads, on a quiet moment of a machine otherwise shared with other builds; an
-//! interleaved harness (every option once per round, medians over ~300 rounds at 1024², ~15k
-//! at 256²), ndarray's single-threaded `dot` in the same run:
-//!
-//! | option | 256² | 1024² |
-//! |---|---|---|
-//! | ndarray `dot`, 1 thread (baseline) | 168 µs (200 GFLOP/s) | 10.6 ms (202) |
-//! | (a) matrixmultiply, rows split by hand (previous kernel) | 105 µs (320) | 5.71 ms (376) |
-//! | (e) matrixmultiply, columns split by hand | 101 µs (332) | 5.44 ms (395) |
-//! | (b) `gemm`, 1 thread | 135 µs (248) | 8.86 ms (242) |
-//! | (b) `gemm`, its own `Parallelism::Rayon(2)` | 80 µs (419) | 4.49 ms (478) |
-//! | (b)+(e) `gemm` 1 thread per hand-split column block (chosen) | 87 µs (385) | 4.47 ms (480) |
-//! | (c) matrixmultiply `threading` feature, 2 threads (separate build; min) | 134 µs (251) | 6.32 ms (340) |
-//!
-//! `cargo bench --bench matmul` on the final code: 256² 84 µs (400 GFLOP/s) and 1024²
-//! 4.55 ms (472) against ndarray's 167 µs (200) and 10.1 ms (213) in the same run.
-//!
-//! The machine was a Zen 5 (family 1Ah) with full-width AVX-512 FMA: `gemm`'s AVX-512 kernels
-//! (crate feature `x86-v4`) matter there: without it `gemm` runs AVX2 only, 128 GFLOP/s on one
-//! core against matrixmultiply's AVX-512 200 and `gemm`-v4's 250. `gemm`'s own threading tied
-//! with the hand split when the machine was quiet and was a little slower when the other core
-//! was busy; the hand split also puts batches and blocks in one parallel loop. More blocks per
-//! thread (work stealing) measured slower (1024²: 4.80 vs 4.37 ms in one run). (c) would also make every ndarray
-//! `dot` in the process multi-threaded and runs its own thread pool beside rayon. (d) a
-//! hand-written kernel was not needed: the chosen path runs at ~95% of twice `gemm`'s one-thread
-//! speed.
-//! On one thread `gemm` beats ndarray from 48² up (48²: 1.6 vs 1.8 µs; 192²: 59 vs 72 µs).
+//! The measurements behind these choices (the kernels and splits tried, and their figures)
+//! are in the book, chapter "How the CPU matmul was tuned" (`book/src/cpu-matmul.md`).
 
-use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::num::NumK;
-use crate::dtype::{DType, Element};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-use crate::tensor::storage::{Buffer, alloc};
+use crate::tensor::storage::alloc;
+
+mod accumulate;
+mod gemm;
+mod int;
+mod thin;
+
+pub(crate) use accumulate::matmul_accumulate;
+pub(crate) use gemm::Gemm;
+use int::int_mm;
+use thin::{ThinJob, is_thin, thin_mm};
 
 /// Geometry of one (possibly transposed) matrix operand in row-major storage.
 #[derive(Clone, Copy, Debug)]
@@ -116,93 +96,6 @@ fn batch_offsets(a: &Shape, b: &Shape, out: &Shape) -> Vec<(usize, usize)> {
         .collect()
 }
 
-pub(crate) trait Gemm: Element + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
-    /// `self * b + c` with one rounding.
-    fn mul_add(self, b: Self, c: Self) -> Self;
-
-    /// `c[m×n] = a[m×k] · b[k×n]` on the calling thread, with element strides for a and b
-    /// and row stride `rsc` (column stride 1) for c. c is overwritten, never read; with
-    /// `acc = Some(beta)`, `c += beta · a · b` instead (c is read).
-    ///
-    /// # Safety
-    /// The pointers must cover the described matrices, `k >= 1`, and c must not overlap a or b
-    /// (nor be written by anyone else during the call).
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const Self,
-        ar: usize,
-        ac: usize,
-        b: *const Self,
-        br: usize,
-        bc: usize,
-        c: *mut Self,
-        rsc: usize,
-        acc: Option<Self>,
-    );
-}
-
-macro_rules! impl_gemm {
-    ($t:ty) => {
-        impl Gemm for $t {
-            #[inline(always)]
-            fn mul_add(self, b: $t, c: $t) -> $t {
-                <$t>::mul_add(self, b, c)
-            }
-            unsafe fn gemm(
-                m: usize,
-                k: usize,
-                n: usize,
-                a: *const $t,
-                ar: usize,
-                ac: usize,
-                b: *const $t,
-                br: usize,
-                bc: usize,
-                c: *mut $t,
-                rsc: usize,
-                acc: Option<$t>,
-            ) {
-                // Strides are element counts of in-bounds buffers, so they fit in isize.
-                let s = |x: usize| x as isize;
-                // SAFETY: forwarded from the caller. `gemm` computes
-                // dst = alpha·dst + beta·lhs·rhs; with read_dst = false dst is only written.
-                let (read, alpha, beta) = match acc {
-                    Some(beta) => (true, 1.0, beta),
-                    None => (false, 0.0, 1.0),
-                };
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        c,
-                        1,
-                        s(rsc),
-                        read,
-                        a,
-                        s(ac),
-                        s(ar),
-                        b,
-                        s(bc),
-                        s(br),
-                        alpha,
-                        beta,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
-                    )
-                }
-            }
-        }
-    };
-}
-impl_gemm!(f32);
-impl_gemm!(f64);
-
 /// The least rows or columns of a block that splits a matrix (the last one takes in a
 /// smaller remainder): a block never has a single row or column unless its matrix does.
 const MIN_BLOCK: usize = 16;
@@ -228,147 +121,6 @@ fn cut(len: usize, size: usize, j: usize) -> (usize, usize) {
 /// caller.
 pub(crate) fn flags_are_exact(m: usize, _k: usize, n: usize) -> bool {
     m > 1 && n > 1
-}
-
-/// A rows×cols view at strides (rs, cs) as a row-major one: `(pointer, row stride)` with
-/// column stride 1, copied into `buf` unless its elements already lie so. A single row or
-/// column is re-strided, never copied, and gets the row stride a dense copy would have:
-/// `gemm` tests strides against 1, so equal data must come with equal tests.
-///
-/// # Safety
-/// `p` must cover the view.
-unsafe fn row_major<T: Copy>(
-    p: *const T,
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-    buf: &mut Vec<T>,
-) -> (*const T, usize) {
-    if rows == 1 && (cs == 1 || cols == 1) {
-        return (p, cols);
-    }
-    if cols == 1 && rs == 1 {
-        return (p, 1);
-    }
-    if cs == 1 && cols > 1 {
-        return (p, rs);
-    }
-    // SAFETY (all reads): every (r, c) < (rows, cols) lies inside the view (caller).
-    buf.reserve(rows * cols);
-    for r in 0..rows {
-        buf.extend((0..cols).map(|c| unsafe { *p.add(r * rs + c * cs) }));
-    }
-    (buf.as_ptr(), cols)
-}
-
-/// Widest product (columns of the output) that [`thin_mm`] computes instead of `gemm`.
-const THIN: usize = 16;
-/// Rows of a [`thin_mm`] block: 8 accumulators of `THIN` lanes.
-const THIN_ROWS: usize = 8;
-
-/// One row block of `thin_mm`: `R` rows starting at `a`, every `k` of them summed in order.
-///
-/// # Safety
-/// As [`thin_mm`], for rows `0..R` of the given pointers.
-#[inline(always)]
-unsafe fn thin_rows<T: Gemm, const R: usize>(
-    k: usize,
-    a: *const T,
-    ar: usize,
-    ac: usize,
-    bp: &[T],
-    acc: &mut [[T; THIN]; R],
-) {
-    for (kk, bk) in bp.chunks_exact(THIN).take(k).enumerate() {
-        for (r, row) in acc.iter_mut().enumerate() {
-            // SAFETY: (r, kk) lies inside the caller's m×k view of a.
-            let v = unsafe { *a.add(r * ar + kk * ac) };
-            for (o, &w) in row.iter_mut().zip(bk) {
-                *o = v.mul_add(w, *o);
-            }
-        }
-    }
-}
-
-/// One thin product's geometry (see [`thin_mm`]): a is m×k at strides (ar, ac), c is m×n
-/// at row stride rsc; `beta` as `Gemm::gemm`'s `acc`.
-#[derive(Clone, Copy)]
-struct ThinJob<T> {
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const T,
-    ar: usize,
-    ac: usize,
-    c: *mut T,
-    rsc: usize,
-    beta: Option<T>,
-}
-
-crate::backend::cpu::simd::multiversion! {
-    /// The rows of a thin product into `c`: blocks of [`THIN_ROWS`], then single rows; `bp`
-    /// is b padded to k × THIN.
-    fn thin_all<T: Gemm>(job: ThinJob<T>, bp: &[T]) {
-        let ThinJob { m, k, n, a, ar, ac, c, rsc, beta } = job;
-        let put = |i: usize, row: &[T; THIN]| {
-            for (j, &v) in row.iter().take(n).enumerate() {
-                // SAFETY: (i, j) lies inside the caller's m×n view of c.
-                unsafe {
-                    let o = c.add(i * rsc + j);
-                    *o = match beta {
-                        None => v,
-                        Some(beta) => *o + beta * v,
-                    };
-                }
-            }
-        };
-        let full = m - m % THIN_ROWS;
-        for i in (0..full).step_by(THIN_ROWS) {
-            let mut acc = [[T::default(); THIN]; THIN_ROWS];
-            // SAFETY: rows i..i + THIN_ROWS lie inside a's view (caller).
-            unsafe { thin_rows(k, a.add(i * ar), ar, ac, bp, &mut acc) };
-            for (r, row) in acc.iter().enumerate() {
-                put(i + r, row);
-            }
-        }
-        for i in full..m {
-            let mut acc = [[T::default(); THIN]; 1];
-            // SAFETY: row i lies inside a's view (caller).
-            unsafe { thin_rows(k, a.add(i * ar), ar, ac, bp, &mut acc) };
-            put(i, &acc[0]);
-        }
-    }
-}
-
-/// `c[m×n] = a · b` (or `c += beta · a · b`) for `n <= THIN` columns: each output summed
-/// over `k` in order with fused multiply-adds, the `n` columns of a row in the lanes of one
-/// vector, eight rows at a time. `gemm` runs such products on its 16-row micro-kernel with
-/// the output transposed (10 of 16 lanes busy for a 10-class head): 8.8 µs for the
-/// [128, 256] x [256, 10] logits of the MLP step against 5.8 µs here. The order of the sums
-/// does not depend on the operands' strides, so folded transposes keep the bits.
-///
-/// # Safety
-/// As [`Gemm::gemm`], for `job`'s a and c and for b (k×n at strides (br, bc)).
-unsafe fn thin_mm<T: Gemm>(job: ThinJob<T>, b: *const T, br: usize, bc: usize) {
-    // b's rows padded to THIN lanes with zeros (k × THIN, a few KiB).
-    let mut bp = vec![T::default(); job.k * THIN];
-    for (kk, row) in bp.chunks_exact_mut(THIN).enumerate() {
-        for (j, v) in row.iter_mut().take(job.n).enumerate() {
-            // SAFETY: (kk, j) lies inside b's k×n view (caller).
-            *v = unsafe { *b.add(kk * br + j * bc) };
-        }
-    }
-    thin_all(job, &bp);
-}
-
-/// Whether a block goes to [`thin_mm`]: 2 to [`THIN`] columns and at least 2 rows (single
-/// rows and columns stay on `gemm`'s gemv, see [`flags_are_exact`]), on CPUs with FMA
-/// (elsewhere `mul_add` is a libm call).
-fn is_thin(rows: usize, cols: usize) -> bool {
-    (2..=THIN).contains(&cols)
-        && rows >= 2
-        && crate::backend::cpu::simd::level() != crate::backend::cpu::simd::Level::Base
 }
 
 /// Minimum multiply-adds before work goes to the pool (all matrices together) or one matrix
@@ -485,14 +237,8 @@ fn float_mm_into<T: Gemm>(
             if is_thin(rows, cols) {
                 let job = ThinJob { m: rows, k, n: cols, a, ar: ma.rs, ac: ma.cs, c, rsc: n, beta: acc };
                 thin_mm(job, b, mb.rs, mb.cs)
-            } else if rows > 1 && cols > 1 && (k <= 2 || rows * cols <= 256) {
-                // gemm's outer-product and dot-product kernels: one layout for every flag.
-                let (mut abuf, mut bbuf) = (Vec::new(), Vec::new());
-                let (a, ar) = row_major(a, rows, k, ma.rs, ma.cs, &mut abuf);
-                let (b, br) = row_major(b, k, cols, mb.rs, mb.cs, &mut bbuf);
-                T::gemm(rows, k, cols, a, ar, 1, b, br, 1, c, n, acc)
             } else {
-                T::gemm(rows, k, cols, a, ma.rs, ma.cs, b, mb.rs, mb.cs, c, n, acc)
+                gemm::gemm_block(rows, k, cols, (a, ma.rs, ma.cs), (b, mb.rs, mb.cs), c, n, acc)
             }
         }
         if let Some(epi) = epi {
@@ -552,76 +298,6 @@ pub(crate) fn matmul_epilogue<T: Gemm>(
     Ok(Tensor::from_vec_unchecked(out, shape))
 }
 
-/// `dst += beta · op(a) · op(b)` for 2-D f32/f64 operands, written over `dst`'s buffer (a
-/// variable's, in a training step's fused update). `Ok(false)` when the operands do not
-/// qualify (other dtypes or ranks, a size that does not match `dst`); nothing is written then.
-pub(crate) fn matmul_accumulate(
-    dst: &mut Buffer,
-    a: &Tensor,
-    b: &Tensor,
-    ta: bool,
-    tb: bool,
-    beta: f64,
-) -> Result<bool> {
-    if a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() {
-        return Ok(false);
-    }
-    let (ma, mb) = (operand(a.shape(), ta), operand(b.shape(), tb));
-    if ma.cols != mb.rows {
-        return Ok(false);
-    }
-    let offs = [(0, 0)];
-    match dst {
-        Buffer::F32(d) if a.dtype() == DType::F32 && d.len() == ma.rows * mb.cols => {
-            let (x, y) = (a.host_slice::<f32>("matmul")?, b.host_slice::<f32>("matmul")?);
-            float_mm_into(d, x, y, ma, mb, &offs, Some(beta as f32), None);
-        }
-        Buffer::F64(d) if a.dtype() == DType::F64 && d.len() == ma.rows * mb.cols => {
-            let (x, y) = (a.host_slice::<f64>("matmul")?, b.host_slice::<f64>("matmul")?);
-            float_mm_into(d, x, y, ma, mb, &offs, Some(beta), None);
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
-}
-
-fn int_mm<T: NumK>(x: &[T], y: &[T], ma: Mat, mb: Mat, offs: &[(usize, usize)]) -> Vec<T> {
-    let (m, k, n) = (ma.rows, ma.cols, mb.cols);
-    let mut out = alloc::<T>(offs.len() * m * n);
-    if m * n == 0 {
-        return out;
-    }
-    let threads = rayon::current_num_threads();
-    let mut bt = Vec::new();
-    for (bi, c) in out.chunks_mut(m * n).enumerate() {
-        let (oa, ob) = offs[bi];
-        // b as a contiguous k×n row-major matrix, so the inner loop is a plain slice zip the
-        // compiler vectorizes (b is already so unless transposed).
-        let b: &[T] = if mb.cs == 1 {
-            &y[ob..ob + k * n]
-        } else {
-            bt.clear();
-            bt.extend((0..k).flat_map(|p| (0..n).map(move |j| y[ob + p * mb.rs + j * mb.cs])));
-            &bt
-        };
-        let row = |(i, cr): (usize, &mut [T])| {
-            cr.fill(T::zero());
-            for (p, br) in b.chunks_exact(n).enumerate() {
-                let av = x[oa + i * ma.rs + p * ma.cs];
-                for (cv, &bv) in cr.iter_mut().zip(br) {
-                    *cv = cv.add(av.mul(bv));
-                }
-            }
-        };
-        if threads > 1 && m > 1 && m * n * k >= PAR_MACS / 4 {
-            c.par_chunks_mut(n).enumerate().for_each(row);
-        } else {
-            c.chunks_mut(n).enumerate().for_each(row);
-        }
-    }
-    out
-}
-
 pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -> Result<Tensor> {
     let (ma, mb) = (operand(a.shape(), ta), operand(b.shape(), tb));
     let offs = batch_offsets(a.shape(), b.shape(), &shape);
@@ -657,6 +333,10 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: Shape) -
 
 #[cfg(test)]
 mod tests {
+    //! Through the entry points, against a naive reference: every path (thin, `gemm` with
+    //! and without row-major copies, integers, f16), the splits across threads and an awake
+    //! spinner, layout-blindness of the bits, and the block epilogue.
+
     use half::f16;
 
     use super::{MIN_BLOCK, PAR_MACS, SPUN_MACS, cut, flags_are_exact, is_thin, matmul_epilogue, rows_split_exactly};
