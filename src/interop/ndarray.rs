@@ -149,7 +149,7 @@ impl<T: Element> TryFrom<Tensor> for ArrayD<T> {
 
 impl Tensor {
     fn host_check<T: Element>(&self, op: &'static str, loc: Loc) -> Result<&[T]> {
-        // Symbolic and device tensors get their own errors here once they exist.
+        // A symbolic tensor is `SymbolicTensor`, a device tensor `NotOnHost` (host_slice).
         self.host_slice::<T>(op).map_err(|e| e.at(loc))
     }
 

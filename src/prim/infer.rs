@@ -1,5 +1,6 @@
 //! Shape and dtype inference for every primitive, and every user error that can be known
-//! before data is read. Shared by eager execution and (later) tracing.
+//! before data is read. Shared by eager execution, tracing and the graph executor, so every
+//! mode accepts and rejects the same calls with the same errors.
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};

@@ -20,8 +20,8 @@ use storage::{Buffer, HostStorage};
 
 /// A tensor: an immutable, shared handle (cloning is one reference-count increment).
 ///
-/// A tensor is concrete (it holds data on a device). Symbolic tensors, the nodes of a graph
-/// being traced, arrive with traced functions. Tensors have no `IndexMut` and no `Hash`:
+/// A tensor is concrete (it holds data on the host or a device) or symbolic (a node of a
+/// graph being traced: shape and dtype, no values). Tensors have no `IndexMut` and no `Hash`:
 /// they never change after creation, so a converted array can never write back into one.
 #[derive(Clone)]
 pub struct Tensor(pub(crate) Arc<Inner>);

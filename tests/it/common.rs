@@ -22,23 +22,18 @@ pub const ALL: &[DType] = &DType::ALL;
 // ---- execution modes -----------------------------------------------------------------------
 
 /// How a table case is executed. Each mode is one variant, one entry in [`MODES`] and one arm
-/// in [`run_many`]; `Wgpu` (inputs placed on the GPU) comes with the GPU backend.
+/// in [`run_many`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// The op runs at once on concrete tensors.
     Eager,
     /// The op inside `ff::function`: the case's tensor inputs become the function's tensor
     /// arguments, everything else (axes, dtypes, flags) is captured by the closure; the call
-    /// traces a graph and runs it with the eager kernels. The result (or the error) must be
-    /// exactly the eager one: see [`run_many`].
+    /// traces a graph, optimizes it with every pass (the default options: folding, CSE,
+    /// arithmetic rewrites, fusion, memory planning) and runs it. The result (or the error)
+    /// must be exactly the eager one: see [`run_many`]. Each pass alone and no pass at all are
+    /// the optimizer's differential tests' (`optimizer_diff.rs`), over random programs.
     Traced,
-    // Planned for the optimizer issue: `TracedOptimized`, `Traced` with the graph passes
-    // (constant folding, CSE, fusion) run before the graph is compiled. It needs an option of
-    // `ff::function_with` that does not exist yet, so it is not a variant until it does; a
-    // copy of `Traced` here would only run every case twice for nothing. Its arm in
-    // `run_many` may need a tolerance instead of bit equality if a pass reorders arithmetic
-    // (fusion); constant folding must still agree exactly, as it runs the same kernels.
-    // TracedOptimized,
     /// `Eager` with the tensor inputs placed on the GPU (those whose dtype it holds) inside
     /// `with_device("/GPU:0")`: every op must give the CPU's result within a tolerance
     /// (floats) or exactly (the rest), or the CPU's error (an out-of-range gather or one_hot
