@@ -16,7 +16,7 @@ pub(crate) mod stream;
 
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::prim::PrimOp;
+use crate::prim::{PrimOp, SparseOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -40,12 +40,14 @@ pub(crate) fn execute(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DTyp
         PrimOp::OneHot { depth, .. } => movement::one_hot(x, *depth, dtype, shape),
         PrimOp::MatMul { transpose_a, transpose_b } => matmul::matmul(x, inputs[1], *transpose_a, *transpose_b, shape),
         PrimOp::Softmax { axis, log } => softmax::softmax(x, *axis, *log),
-        PrimOp::SparseValidate(dense) => crate::sparse::kernels::validate(x, dense),
-        PrimOp::SparseToDense(_) => crate::sparse::kernels::to_dense(x, inputs[1], inputs[2], shape),
-        PrimOp::SparseMatMul(dense) => crate::sparse::kernels::matmul(x, inputs[1], inputs[2], dense, shape),
-        PrimOp::SparseReorder => crate::sparse::kernels::reorder(x),
-        PrimOp::SparseUnique => crate::sparse::kernels::unique(x),
-        PrimOp::SparseSegmentSum => crate::sparse::kernels::segment_sum(x, inputs[1]),
-        PrimOp::NonZero => crate::sparse::kernels::nonzero(x),
+        PrimOp::Sparse(SparseOp::Validate(dense)) => crate::sparse::kernels::validate(x, dense),
+        PrimOp::Sparse(SparseOp::ToDense(_)) => crate::sparse::kernels::to_dense(x, inputs[1], inputs[2], shape),
+        PrimOp::Sparse(SparseOp::MatMul(dense)) => {
+            crate::sparse::kernels::matmul(x, inputs[1], inputs[2], dense, shape)
+        }
+        PrimOp::Sparse(SparseOp::Reorder) => crate::sparse::kernels::reorder(x),
+        PrimOp::Sparse(SparseOp::Unique) => crate::sparse::kernels::unique(x),
+        PrimOp::Sparse(SparseOp::SegmentSum) => crate::sparse::kernels::segment_sum(x, inputs[1]),
+        PrimOp::Sparse(SparseOp::NonZero) => crate::sparse::kernels::nonzero(x),
     }
 }
