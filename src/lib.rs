@@ -47,6 +47,14 @@ pub(crate) mod ops;
 pub(crate) mod prim;
 pub(crate) mod tensor;
 
+/// Not public API: no stability, no semver. The primitive lists, for the integration tests'
+/// tidy check that every primitive is covered by the op table, the gradient checks and the
+/// optimizer's random programs.
+#[doc(hidden)]
+pub mod __internal {
+    pub use crate::prim::{BinaryOp, PrimKind, SparseKind, UnaryOp};
+}
+
 pub use autograd::{
     GradSource, GradSourceRef, GradientOptions, GradientTape, TapeOptions, UnconnectedGradients, stop_gradient,
 };

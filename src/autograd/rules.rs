@@ -13,7 +13,7 @@ use smallvec::{SmallVec, smallvec};
 use crate::dispatch::apply;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::prim::{ArgOp, BinaryOp, PrimOp, ReduceOp, UnaryOp};
+use crate::prim::{ArgOp, BinaryOp, PrimOp, ReduceOp, SparseOp, UnaryOp};
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
@@ -446,15 +446,22 @@ pub(crate) fn vjp(op: &PrimOp, x: &[Tensor], y: &Tensor, g: &Tensor, need: &[boo
             smallvec![Some(d)]
         }
         // Integer outputs: not differentiable.
-        PrimOp::SparseValidate(_) | PrimOp::SparseReorder | PrimOp::SparseUnique | PrimOp::NonZero => none(),
+        PrimOp::Sparse(SparseOp::Validate(_))
+        | PrimOp::Sparse(SparseOp::Reorder)
+        | PrimOp::Sparse(SparseOp::Unique)
+        | PrimOp::Sparse(SparseOp::NonZero) => none(),
         // (indices, values, default): values get `g` at their indices, the default the sum of
         // `g` where no index lands.
-        PrimOp::SparseToDense(dense) => {
+        PrimOp::Sparse(SparseOp::ToDense(dense)) => {
             let (idx, vals) = (x0, &x[1]);
             let gv = if n(1) { Some(gather_nd(g, idx, dense, loc)?) } else { None };
             let gd = if n(2) {
                 let ones = ones_like(vals, loc)?;
-                let covered = apply(PrimOp::SparseToDense(dense.clone()), &[idx, &ones, &konst(0.0, g.dtype())], loc)?;
+                let covered = apply(
+                    PrimOp::Sparse(SparseOp::ToDense(dense.clone())),
+                    &[idx, &ones, &konst(0.0, g.dtype())],
+                    loc,
+                )?;
                 let free = select(&cmp_s(BinaryOp::Greater, &covered, 0.0, loc)?, &konst(0.0, g.dtype()), g, loc)?;
                 let all: SmallVec<[usize; 4]> = (0..free.rank()).collect();
                 Some(reduce(ReduceOp::Sum, &free, &all, false, loc)?)
@@ -465,7 +472,7 @@ pub(crate) fn vjp(op: &PrimOp, x: &[Tensor], y: &Tensor, g: &Tensor, need: &[boo
         }
         // (indices, values) of A [m, k], dense B [k, n] -> C = A B. dvalues_e = g[row_e] . B[col_e];
         // dB = Aᵀ g, a sparse matmul with the transposed (re-sorted) entries.
-        PrimOp::SparseMatMul(dense) => {
+        PrimOp::Sparse(SparseOp::MatMul(dense)) => {
             let (idx, vals, b) = (x0, &x[1], &x[2]);
             let col = |c: i64| -> Result<Tensor> {
                 let t = apply(PrimOp::Gather(1), &[idx, &i64s(vec![c], &[1])], loc)?;
@@ -480,11 +487,11 @@ pub(crate) fn vjp(op: &PrimOp, x: &[Tensor], y: &Tensor, g: &Tensor, need: &[boo
             };
             let gb = if n(2) {
                 let swapped = apply(PrimOp::Gather(1), &[idx, &i64s(vec![1, 0], &[2])], loc)?;
-                let perm = apply(PrimOp::SparseReorder, &[&swapped], loc)?;
+                let perm = apply(PrimOp::Sparse(SparseOp::Reorder), &[&swapped], loc)?;
                 let ti = apply(PrimOp::Gather(0), &[&swapped, &perm], loc)?;
                 let tv = apply(PrimOp::Gather(0), &[vals, &perm], loc)?;
                 let t_shape = Shape::new(&[dense[1], dense[0]]);
-                Some(apply(PrimOp::SparseMatMul(t_shape), &[&ti, &tv, g], loc)?)
+                Some(apply(PrimOp::Sparse(SparseOp::MatMul(t_shape)), &[&ti, &tv, g], loc)?)
             } else {
                 None
             };
@@ -492,7 +499,7 @@ pub(crate) fn vjp(op: &PrimOp, x: &[Tensor], y: &Tensor, g: &Tensor, need: &[boo
         }
         // Float output, but each output element's inputs are found by a data-dependent
         // grouping that no primitive exposes: no gradient (TensorFlow's LookupError).
-        PrimOp::SparseSegmentSum => {
+        PrimOp::Sparse(SparseOp::SegmentSum) => {
             if n(1) {
                 return Err(Error::NoGradient {
                     op: "sparse::segment_sum",
@@ -539,7 +546,10 @@ fn gather_grad(x: &Tensor, idx: &Tensor, g: &Tensor, axis: usize, loc: Loc) -> R
     let indices = apply(PrimOp::Concat(3), &[&ia, &ik, &ib], loc)?;
     let indices = reshape(&indices, &[total as isize, 3], loc)?;
     let values = reshape(g, &[total as isize], loc)?;
-    let dense =
-        apply(PrimOp::SparseToDense(Shape::new(&[a, nn, b])), &[&indices, &values, &konst(0.0, g.dtype())], loc)?;
+    let dense = apply(
+        PrimOp::Sparse(SparseOp::ToDense(Shape::new(&[a, nn, b]))),
+        &[&indices, &values, &konst(0.0, g.dtype())],
+        loc,
+    )?;
     reshape_to(&dense, s, loc)
 }

@@ -89,8 +89,17 @@ impl NodeOp {
             NodeOp::Print | NodeOp::AssignVariable(..) => true,
             NodeOp::Cond { then, otherwise, .. } => then.has_side_effects() || otherwise.has_side_effects(),
             NodeOp::While { cond, body, .. } => cond.has_side_effects() || body.has_side_effects(),
-            _ => false,
+            NodeOp::Input(_)
+            | NodeOp::Const(_)
+            | NodeOp::Prim(_)
+            | NodeOp::ReadVariable(_)
+            | NodeOp::Project(_)
+            | NodeOp::Fused(_) => false,
         }
+    }
+    /// The primitive, for a `Prim` node.
+    pub(crate) fn as_prim(&self) -> Option<&PrimOp> {
+        if let NodeOp::Prim(p) = self { Some(p) } else { None }
     }
 }
 
@@ -241,7 +250,7 @@ impl Graph {
     }
 
     /// Checks the IR's invariants: every input of a node exists and comes before it, edges
-    /// mirror the input lists, inputs and outputs exist, argument nodes are numbered in
+    /// mirror the input lists, a primitive has as many inputs as its arity says, inputs and outputs exist, argument nodes are numbered in
     /// order. Used by tests and after every optimizer pass.
     pub fn verify(&self) -> Result<()> {
         let bad = |m: String| Err(Error::invalid("graph::verify", m));
@@ -264,6 +273,11 @@ impl Graph {
             }
             if self.g.edges_directed(id.ix(), Direction::Incoming).count() != n.inputs.len() {
                 return bad(format!("{id} has edges its input list does not name"));
+            }
+            if let NodeOp::Prim(p) = &n.op
+                && !p.arity().admits(n.inputs.len())
+            {
+                return bad(format!("{id} ({}) has {} inputs, expected {}", p.name(), n.inputs.len(), p.arity()));
             }
         }
         for (k, i) in self.inputs.iter().enumerate() {
@@ -306,7 +320,7 @@ impl Graph {
                 NodeOp::Input(_) => self.tensor_name(id),
                 NodeOp::Const(t) if t.num_elements() == 1 => format!("const {}", scalar_text(t)),
                 NodeOp::Fused(f) => format!("{}\\n{}", f.name(), f.program_text().replace("; ", "\\n")),
-                NodeOp::Prim(p) => format!("{}{}", p.name(), attrs(p).replace('"', "\\\"")),
+                NodeOp::Prim(p) => format!("{}{}", p.name(), p.attrs().replace('"', "\\\"")),
                 op => op.name().to_string(),
             };
             let shape = if self.outputs.contains(&id) { ", peripheries=2" } else { "" };
@@ -339,27 +353,6 @@ fn args(g: &Graph, n: &Node) -> String {
     n.inputs.iter().map(|i| g.tensor_name(*i)).collect::<Vec<_>>().join(" ")
 }
 
-fn attrs(op: &PrimOp) -> String {
-    match op {
-        PrimOp::Cast(d) => format!("[dtype={d}]"),
-        PrimOp::Reduce { axes, keepdims, .. } => format!("[axes={axes:?}, keepdims={keepdims}]"),
-        PrimOp::ArgReduce { axis: Some(a), keepdims, .. } => format!("[axis={a}, keepdims={keepdims}]"),
-        PrimOp::ArgReduce { axis: None, keepdims, .. } => format!("[axis=None, keepdims={keepdims}]"),
-        PrimOp::Reshape(s) => format!("[shape={s:?}]"),
-        PrimOp::BroadcastTo(s) => format!("[shape={s}]"),
-        PrimOp::Transpose(p) => format!("[perm={p:?}]"),
-        PrimOp::Concat(a) | PrimOp::Gather(a) => format!("[axis={a}]"),
-        PrimOp::Slice { begin, size } => format!("[begin={begin:?}, size={size:?}]"),
-        PrimOp::OneHot { depth, dtype } => format!("[depth={depth}, dtype={dtype}]"),
-        PrimOp::MatMul { transpose_a, transpose_b } if *transpose_a || *transpose_b => {
-            format!("[transpose_a={transpose_a}, transpose_b={transpose_b}]")
-        }
-        PrimOp::Softmax { axis, .. } => format!("[axis={axis}]"),
-        PrimOp::SparseValidate(s) | PrimOp::SparseToDense(s) | PrimOp::SparseMatMul(s) => format!("[shape={s}]"),
-        _ => String::new(),
-    }
-}
-
 impl fmt::Display for Graph {
     /// One line per node, like a jaxpr:
     /// `graph(x:0: f32[2, 3], y:0: f32[3]) { %2: f32[2, 3] = mul x:0 y:0; ...; return %3 }`.
@@ -379,7 +372,7 @@ impl fmt::Display for Graph {
                 NodeOp::Const(_) => "const <tensor>".to_string(),
                 NodeOp::Prim(p) => {
                     let args: Vec<String> = n.inputs.iter().map(|i| self.tensor_name(*i)).collect();
-                    format!("{}{} {}", p.name(), attrs(p), args.join(" "))
+                    format!("{}{} {}", p.name(), p.attrs(), args.join(" "))
                 }
                 NodeOp::Print => format!("print {}", args(self, n)),
                 NodeOp::ReadVariable(v) => format!("read_variable var{}", v.id()),

@@ -98,11 +98,11 @@ macro_rules! define_unary {
     ($($v:ident $name:literal $acc:ident $k:ident::$f:ident $wgsl:literal;)*) => {
         /// An elementwise op of one input.
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-        pub(crate) enum UnaryOp { $($v,)* }
+        pub enum UnaryOp { $($v,)* }
         impl UnaryOp {
-            #[allow(dead_code)] // iterated by tests and the op table
-            pub(crate) const ALL: &'static [UnaryOp] = &[$(UnaryOp::$v,)*];
-            pub(crate) fn name(self) -> &'static str { match self { $(UnaryOp::$v => $name,)* } }
+            /// Every unary op, in table order (the tidy test reads it).
+            pub const ALL: &'static [UnaryOp] = &[$(UnaryOp::$v,)*];
+            pub fn name(self) -> &'static str { match self { $(UnaryOp::$v => $name,)* } }
             pub(crate) fn accepts(self) -> Accepts { match self { $(UnaryOp::$v => Accepts::$acc,)* } }
             #[allow(dead_code)] // read by the GPU backend
             pub(crate) fn wgsl(self) -> &'static str { match self { $(UnaryOp::$v => $wgsl,)* } }
@@ -114,11 +114,11 @@ macro_rules! define_binary {
     ($($v:ident $name:literal $acc:ident $out:ident $k:ident::$f:ident $wgsl:literal;)*) => {
         /// An elementwise op of two broadcast inputs of one dtype.
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-        pub(crate) enum BinaryOp { $($v,)* }
+        pub enum BinaryOp { $($v,)* }
         impl BinaryOp {
-            #[allow(dead_code)] // iterated by tests and the op table
-            pub(crate) const ALL: &'static [BinaryOp] = &[$(BinaryOp::$v,)*];
-            pub(crate) fn name(self) -> &'static str { match self { $(BinaryOp::$v => $name,)* } }
+            /// Every binary op, in table order (the tidy test reads it).
+            pub const ALL: &'static [BinaryOp] = &[$(BinaryOp::$v,)*];
+            pub fn name(self) -> &'static str { match self { $(BinaryOp::$v => $name,)* } }
             pub(crate) fn accepts(self) -> Accepts { match self { $(BinaryOp::$v => Accepts::$acc,)* } }
             /// Whether the output is bool (a comparison) rather than the input dtype.
             pub(crate) fn is_comparison(self) -> bool {

@@ -28,14 +28,8 @@ fn same_dtype(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 /// The output shape and dtype of `op` applied to `inputs`, or the user error.
 pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
     let name = op.name();
-    let arity = match op {
-        PrimOp::Binary(_) | PrimOp::Gather(_) | PrimOp::MatMul { .. } => 2,
-        PrimOp::Select | PrimOp::SparseToDense(_) | PrimOp::SparseMatMul(_) => 3,
-        PrimOp::SparseSegmentSum => 2,
-        PrimOp::Concat(_) => inputs.len().max(1),
-        _ => 1,
-    };
-    if inputs.len() != arity {
+    let arity = op.arity();
+    if !arity.admits(inputs.len()) {
         return Err(Error::invalid(name, format!("expected {arity} inputs, found {}", inputs.len())));
     }
     let x = inputs[0];
@@ -250,13 +244,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             check_accepts(name, Accepts::Float, x.dtype())?;
             Ok((x.shape().clone(), x.dtype()))
         }
-        PrimOp::SparseValidate(_)
-        | PrimOp::SparseToDense(_)
-        | PrimOp::SparseMatMul(_)
-        | PrimOp::SparseReorder
-        | PrimOp::SparseUnique
-        | PrimOp::SparseSegmentSum
-        | PrimOp::NonZero => super::sparse::infer(op, inputs),
+        PrimOp::Sparse(s) => super::sparse::infer(s, inputs),
     }
 }
 

@@ -4,9 +4,88 @@
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::prim::{Accepts, PrimOp};
+use crate::prim::{Accepts, Arity};
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
+
+/// The sparse (COO) primitives, `PrimOp::Sparse`: `indices` are i64 `[nnz, rank]`,
+/// `values` `[nnz]`. Deterministic and free of side effects, like every primitive.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum SparseOp {
+    /// indices -> the same indices, after checking them against this dense shape: in bounds,
+    /// in canonical row-major order, none repeated (a run-time error otherwise).
+    Validate(Shape),
+    /// (indices, values, default []) -> a dense tensor of this shape: the default, and each
+    /// entry's value at its index (repeated indices add up; for bool, or). Bounds checked.
+    ToDense(Shape),
+    /// (indices, values) of a sparse matrix of this [m, k] shape, dense [k, n] -> [m, n].
+    MatMul(Shape),
+    /// indices -> i64 [nnz]: the stable permutation that sorts them into row-major order.
+    Reorder,
+    /// indices -> the distinct indices in row-major order: i64 [?, rank] (data-dependent).
+    Unique,
+    /// (indices, values) -> per distinct index (in `Unique`'s order) the sum of its values:
+    /// [?] (data-dependent).
+    SegmentSum,
+    /// dense -> i64 [?, rank]: the indices of its non-zero elements in row-major order.
+    NonZero,
+}
+
+crate::prim::kinds! {
+    /// The sparse primitives without their attributes (`SparseOp::kind`), listed in `ALL`.
+    pub enum SparseKind { Validate, ToDense, MatMul, Reorder, Unique, SegmentSum, NonZero }
+}
+
+impl SparseKind {
+    /// The public name, used in error messages and graph text.
+    pub fn name(self) -> &'static str {
+        match self {
+            SparseKind::Validate => "sparse::validate",
+            SparseKind::ToDense => "sparse::to_dense",
+            SparseKind::MatMul => "sparse::matmul",
+            SparseKind::Reorder => "sparse::reorder",
+            SparseKind::Unique => "sparse::unique",
+            SparseKind::SegmentSum => "sparse::segment_sum",
+            SparseKind::NonZero => "sparse::nonzero",
+        }
+    }
+}
+
+impl SparseOp {
+    pub(crate) fn kind(&self) -> SparseKind {
+        match self {
+            SparseOp::Validate(_) => SparseKind::Validate,
+            SparseOp::ToDense(_) => SparseKind::ToDense,
+            SparseOp::MatMul(_) => SparseKind::MatMul,
+            SparseOp::Reorder => SparseKind::Reorder,
+            SparseOp::Unique => SparseKind::Unique,
+            SparseOp::SegmentSum => SparseKind::SegmentSum,
+            SparseOp::NonZero => SparseKind::NonZero,
+        }
+    }
+
+    /// The public name of the op, used in error messages and graph text.
+    pub(crate) fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// How many inputs it takes.
+    pub(crate) fn arity(&self) -> Arity {
+        Arity::Exactly(match self {
+            SparseOp::Validate(_) | SparseOp::Reorder | SparseOp::Unique | SparseOp::NonZero => 1,
+            SparseOp::SegmentSum => 2,
+            SparseOp::ToDense(_) | SparseOp::MatMul(_) => 3,
+        })
+    }
+
+    /// The attributes graph text shows after the name (`[shape=[3, 4]]`), or nothing.
+    pub(crate) fn attrs(&self) -> String {
+        match self {
+            SparseOp::Validate(s) | SparseOp::ToDense(s) | SparseOp::MatMul(s) => format!("[shape={s}]"),
+            SparseOp::Reorder | SparseOp::Unique | SparseOp::SegmentSum | SparseOp::NonZero => String::new(),
+        }
+    }
+}
 
 fn agree(a: usize, b: usize) -> bool {
     a == b || a == UNKNOWN || b == UNKNOWN
@@ -38,15 +117,15 @@ fn values(op: &'static str, v: &Tensor, nnz: usize) -> Result<()> {
 }
 
 /// The output shape and dtype of a sparse primitive (the arity is checked by the caller).
-pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
+pub(crate) fn infer(op: &SparseOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
     let name = op.name();
     let x = inputs[0];
     match op {
-        PrimOp::SparseValidate(dense) => {
+        SparseOp::Validate(dense) => {
             indices(name, x, Some(dense.rank()))?;
             Ok((x.shape().clone(), DType::I64))
         }
-        PrimOp::SparseToDense(dense) => {
+        SparseOp::ToDense(dense) => {
             let nnz = indices(name, x, Some(dense.rank()))?;
             let (v, d) = (inputs[1], inputs[2]);
             values(name, v, nnz)?;
@@ -58,7 +137,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             }
             Ok((dense.clone(), v.dtype()))
         }
-        PrimOp::SparseMatMul(dense) => {
+        SparseOp::MatMul(dense) => {
             if dense.rank() != 2 {
                 return Err(Error::invalid(
                     name,
@@ -95,20 +174,19 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             }
             Ok((Shape::new(&[dense[0], b.shape()[1]]), v.dtype()))
         }
-        PrimOp::SparseReorder => {
+        SparseOp::Reorder => {
             let nnz = indices(name, x, None)?;
             Ok((Shape::new(&[nnz]), DType::I64))
         }
-        PrimOp::SparseUnique => {
+        SparseOp::Unique => {
             indices(name, x, None)?;
             Ok((Shape::new(&[UNKNOWN, x.shape()[1]]), DType::I64))
         }
-        PrimOp::SparseSegmentSum => {
+        SparseOp::SegmentSum => {
             let nnz = indices(name, x, None)?;
             values(name, inputs[1], nnz)?;
             Ok((Shape::new(&[UNKNOWN]), inputs[1].dtype()))
         }
-        PrimOp::NonZero => Ok((Shape::new(&[UNKNOWN, x.rank()]), DType::I64)),
-        other => Err(Error::invalid(other.name(), "not a sparse primitive")),
+        SparseOp::NonZero => Ok((Shape::new(&[UNKNOWN, x.rank()]), DType::I64)),
     }
 }

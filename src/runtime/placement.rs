@@ -22,8 +22,8 @@ use crate::config::{DevicePolicy, device_policy, soft_device_placement};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::prim::PrimOp;
 use crate::prim::fusion::Fusion;
+use crate::prim::{HostScalars, PrimOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -195,13 +195,14 @@ pub(crate) fn requested(inputs: &[&Tensor]) -> Device {
 }
 
 /// Whether host rank-0 inputs of `op` are passed to the GPU kernel as parameters (no copy):
-/// elementwise kernels take them, casts but the storage-only i64 ones, and `SparseToDense`.
+/// `PrimOp::host_scalars` on this device.
 fn takes_scalars(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor]) -> bool {
-    match op {
-        // The default value of `SparseToDense` (its only rank-0 input) fills the output.
-        PrimOp::Unary(_) | PrimOp::Binary(_) | PrimOp::Select | PrimOp::SparseToDense(_) => true,
-        PrimOp::Cast(to) => inputs.first().is_some_and(|x| ctx.computes(x.dtype()) && ctx.computes(*to)),
-        _ => false,
+    match op.host_scalars() {
+        HostScalars::Params => true,
+        HostScalars::ParamsIfComputed(to) => {
+            inputs.first().is_some_and(|x| ctx.computes(x.dtype()) && ctx.computes(to))
+        }
+        HostScalars::Copied => false,
     }
 }
 

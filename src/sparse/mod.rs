@@ -21,7 +21,7 @@ pub(crate) use traced::DenseShapeKey;
 use crate::dispatch::apply;
 use crate::dtype::DType;
 use crate::error::{Error, Loc, Result};
-use crate::prim::PrimOp;
+use crate::prim::{PrimOp, SparseOp};
 use crate::shape::{Shape, UNKNOWN};
 use crate::tensor::Tensor;
 
@@ -124,8 +124,11 @@ impl SparseTensor {
             }
         };
         check_parts(OP, &indices, &values, &shape).map_err(|e| e.at(loc))?;
-        let indices =
-            if options.validate { apply(PrimOp::SparseValidate(shape.clone()), &[&indices], loc)? } else { indices };
+        let indices = if options.validate {
+            apply(PrimOp::Sparse(SparseOp::Validate(shape.clone())), &[&indices], loc)?
+        } else {
+            indices
+        };
         Ok(SparseTensor { indices, values, shape })
     }
 

@@ -10,7 +10,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Loc, Result};
 use crate::interop::ndarray::IntoTensor;
 use crate::ops::math::{binary, cast_to};
-use crate::prim::{BinaryOp, PrimOp, ReduceOp};
+use crate::prim::{BinaryOp, PrimOp, ReduceOp, SparseOp};
 use crate::shape::{Shape, UNKNOWN, normalize_axes};
 use crate::tensor::Tensor;
 
@@ -243,7 +243,7 @@ fn to_dense_impl(sp: &SparseTensor, default: Option<Tensor>, loc: Loc) -> Result
         let d = crate::prim::promote::unify(OP, &sp.values, &default).map_err(|e| e.at(loc))?;
         (cast_to(&sp.values, d, loc)?, cast_to(&default, d, loc)?)
     };
-    apply(PrimOp::SparseToDense(sp.shape.clone()), &[&sp.indices, &values, &default], loc)
+    apply(PrimOp::Sparse(SparseOp::ToDense(sp.shape.clone())), &[&sp.indices, &values, &default], loc)
 }
 
 /// The dense tensor: `default_value` (a rank-0 tensor or host scalar, which takes the
@@ -268,7 +268,7 @@ fn from_dense_impl(x: &Tensor, loc: Loc) -> Result<SparseTensor> {
         });
     }
     let x = x.strong();
-    let indices = apply(PrimOp::NonZero, &[&x], loc)?;
+    let indices = apply(PrimOp::Sparse(SparseOp::NonZero), &[&x], loc)?;
     let offsets = flat_offsets(&indices, x.shape(), loc)?;
     let flat = crate::ops::shape::reshape_impl(&x, &[-1], loc)?;
     let values = gather(&flat, &offsets, 0, loc)?;
@@ -315,7 +315,7 @@ pub fn from_dense(x: impl IntoTensor) -> Result<SparseTensor> {
 // ---- reorder / coalesce -----------------------------------------------------------------
 
 fn reorder_impl(sp: &SparseTensor, loc: Loc) -> Result<SparseTensor> {
-    let perm = apply(PrimOp::SparseReorder, &[&sp.indices], loc)?;
+    let perm = apply(PrimOp::Sparse(SparseOp::Reorder), &[&sp.indices], loc)?;
     let indices = gather(&sp.indices, &perm, 0, loc)?;
     let values = gather(&sp.values, &perm, 0, loc)?;
     Ok(SparseTensor::from_parts(indices, values, sp.shape.clone()))
@@ -329,8 +329,8 @@ pub fn reorder(sp: &SparseTensor) -> Result<SparseTensor> {
 }
 
 fn coalesce_impl(sp: &SparseTensor, loc: Loc) -> Result<SparseTensor> {
-    let indices = apply(PrimOp::SparseUnique, &[&sp.indices], loc)?;
-    let values = apply(PrimOp::SparseSegmentSum, &[&sp.indices, &sp.values], loc)?;
+    let indices = apply(PrimOp::Sparse(SparseOp::Unique), &[&sp.indices], loc)?;
+    let values = apply(PrimOp::Sparse(SparseOp::SegmentSum), &[&sp.indices, &sp.values], loc)?;
     Ok(SparseTensor::from_parts(indices, values, sp.shape.clone()))
 }
 
@@ -413,7 +413,7 @@ fn matmul_impl(a: &SparseTensor, b: &Tensor, loc: Loc) -> Result<Tensor> {
         let d = crate::prim::promote::unify(OP, &a.values, b).map_err(|e| e.at(loc))?;
         (cast_to(&a.values, d, loc)?, cast_to(b, d, loc)?)
     };
-    apply(PrimOp::SparseMatMul(a.shape.clone()), &[&a.indices, &av, &b], loc)
+    apply(PrimOp::Sparse(SparseOp::MatMul(a.shape.clone())), &[&a.indices, &av, &b], loc)
 }
 
 /// The sparse `[m, k]` matrix `a` times the dense `[k, n]` matrix `b`: dense `[m, n]`, as
@@ -451,7 +451,7 @@ fn reduce_sum_impl(sp: &SparseTensor, axes: Option<&[isize]>, keepdims: bool, lo
     // Dropping the reduced coordinates maps each entry to its output element; the scatter
     // adds the entries that land on one element.
     let kept = gather(&sp.indices, &i64s(kept, &sp.indices).map_err(|e| e.at(loc))?, 1, loc)?;
-    let dense = apply(PrimOp::SparseToDense(out), &[&kept, &sp.values, &zero(sp.dtype())], loc)?;
+    let dense = apply(PrimOp::Sparse(SparseOp::ToDense(out)), &[&kept, &sp.values, &zero(sp.dtype())], loc)?;
     if !keepdims {
         return Ok(dense);
     }

@@ -205,6 +205,14 @@ fn fd_unary() {
         case("gelu", vec![Tensor::from_vec(vec![-3.0, -1.0, 0.0, 0.3, 1.0, 2.5], &s).unwrap()], &[0], |x| x[0].gelu()),
         case("sin", vec![x(&s, 12)], &[0], |x| x[0].sin()),
         case("cos", vec![x(&s, 13)], &[0], |x| x[0].cos()),
+        // relu's gradient, relu_grad(w, relu(x)), differentiated in `w` (second order: the
+        // rule of relu_grad itself); piecewise constant in `x`.
+        case("relu_grad (relu's gradient, in its incoming gradient)", vec![off0(&s, 14), x(&s, 15)], &[1], |x| {
+            let tape = GradientTape::new();
+            tape.watch(&x[0]);
+            let weighted = (&x[0].relu()? * &x[1])?.reduce_sum(None, false)?;
+            Ok(tape.gradient(&weighted, &[&x[0]])?.remove(0).expect("connected"))
+        }),
     ];
     cases.iter().for_each(check);
 }

@@ -509,8 +509,22 @@ const KINDS: &[Kind] = {
     ]
 };
 
-const UNARY_NAMES: [&str; 14] =
-    ["neg", "abs", "square", "relu", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "gelu", "sin", "cos", "not"];
+const UNARY_NAMES: [&str; 14] = [
+    "neg",
+    "abs",
+    "square",
+    "relu",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "sin",
+    "cos",
+    "logical_not",
+];
 const BINARY_NAMES: [&str; 16] = [
     "add",
     "sub",
@@ -526,8 +540,8 @@ const BINARY_NAMES: [&str; 16] = [
     "less_equal",
     "greater",
     "greater_equal",
-    "and",
-    "or",
+    "logical_and",
+    "logical_or",
 ];
 
 /// Unary ops (by `unary_op` number) a dtype accepts.
@@ -836,7 +850,7 @@ impl Interp<'_> {
                 let (x, y) = if p3 & 1 == 0 { (&v, &w) } else { (&w, &v) };
                 let t = ff::where_(&cond.t, &x.t, &y.t)?;
                 let out = self.derive(t, &[&cond, x, y], x.b.max(y.b), x.e.max(y.e));
-                self.push(out, format!("where(.., v{i}, ..)"))?;
+                self.push(out, format!("where_(.., v{i}, ..)"))?;
             }
             Kind::Cast => self.cast(ins)?,
             Kind::Reduce => self.reduce(ins)?,

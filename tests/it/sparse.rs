@@ -692,14 +692,17 @@ fn every_op_traced_equals_eager() {
     type Case = Box<dyn Fn(&[Tensor]) -> ff::Result<Vec<Tensor>> + Send + Sync>;
     let parts = |s: SparseTensor| vec![s.indices().clone(), s.values().clone()];
     let cases: Vec<(&str, Case)> = vec![
-        ("to_dense", Box::new(move |xs| Ok(vec![sp(xs)?.to_dense()?]))),
-        ("to_dense default", Box::new(move |xs| Ok(vec![sparse::to_dense(&sp(xs)?, 2.5f32)?]))),
-        ("from_dense", Box::new(move |xs| Ok(parts(sparse::from_dense(sp(xs)?.to_dense()?)?)))),
-        ("reorder", Box::new(move |xs| Ok(parts(lax(xs)?.reorder()?)))),
-        ("coalesce", Box::new(move |xs| Ok(parts(lax(xs)?.coalesce()?)))),
+        // Named after the primitive each case exercises (the tidy test looks for them).
+        ("sparse::validate: SparseTensor::new", Box::new(move |xs| Ok(parts(sp(xs)?)))),
+        ("sparse::to_dense", Box::new(move |xs| Ok(vec![sp(xs)?.to_dense()?]))),
+        ("sparse::to_dense default", Box::new(move |xs| Ok(vec![sparse::to_dense(&sp(xs)?, 2.5f32)?]))),
+        ("sparse::nonzero: from_dense", Box::new(move |xs| Ok(parts(sparse::from_dense(sp(xs)?.to_dense()?)?)))),
+        ("sparse::reorder", Box::new(move |xs| Ok(parts(lax(xs)?.reorder()?)))),
+        ("sparse::unique: coalesce", Box::new(move |xs| Ok(parts(lax(xs)?.coalesce()?)))),
+        ("sparse::segment_sum: coalesce's values", Box::new(move |xs| Ok(vec![lax(xs)?.coalesce()?.values().clone()]))),
         ("add dense", Box::new(move |xs| Ok(vec![sparse::add(&sp(xs)?, &xs[2])?]))),
         ("add sparse", Box::new(move |xs| Ok(parts(sparse::add(&sp(xs)?, &lax(xs)?.map_values(|v| v * 2.0f32)?)?)))),
-        ("matmul", Box::new(move |xs| Ok(vec![sparse::matmul(&lax(xs)?, &xs[3])?]))),
+        ("sparse::matmul", Box::new(move |xs| Ok(vec![sparse::matmul(&lax(xs)?, &xs[3])?]))),
         (
             "reduce_sum",
             Box::new(move |xs| Ok(vec![sp(xs)?.reduce_sum(None, false)?, sp(xs)?.reduce_sum(Some(&[0]), true)?])),

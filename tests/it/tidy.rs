@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ferroflow as ff;
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
@@ -71,4 +73,119 @@ fn no_test_expects_a_panic() {
         .map(|(p, _)| p.display().to_string())
         .collect();
     assert!(bad.is_empty(), "tests must assert on Err variants, not panics: {bad:?}");
+}
+
+// ---- every primitive is tested ------------------------------------------------------------
+
+/// Whether `text` names the op `name` the way the test files name their cases: a string
+/// literal that starts with the op's public name, followed by a character that cannot
+/// continue it (`"neg"`, `"matmul ta"`, `"sparse::to_dense default"`, and the random
+/// programs' listing lines such as `"reshape(v{i}, ..)"`).
+fn names_op(text: &str, name: &str) -> bool {
+    let quoted = format!("\"{name}");
+    text.match_indices(&quoted)
+        .any(|(at, _)| text[at + quoted.len()..].chars().next().is_some_and(|c| !(c.is_alphanumeric() || c == '_')))
+}
+
+/// Every primitive's public name: each elementwise op, each op of every other kind, each
+/// sparse op (the library's own lists, so a new primitive is checked here at once).
+fn primitive_names() -> Vec<&'static str> {
+    use ff::__internal::{BinaryOp, PrimKind, SparseKind, UnaryOp};
+    let mut v: Vec<&'static str> = Vec::new();
+    for k in PrimKind::ALL {
+        v.extend(k.names());
+    }
+    // The element and sparse lists are part of the kinds' names; check that they are.
+    for n in UnaryOp::ALL.iter().map(|u| u.name()).chain(BinaryOp::ALL.iter().map(|b| b.name())) {
+        assert!(v.contains(&n), "PrimKind names miss the elementwise op {n}");
+    }
+    for n in SparseKind::ALL.iter().map(|s| s.name()) {
+        assert!(v.contains(&n), "PrimKind names miss the sparse op {n}");
+    }
+    v
+}
+
+/// Checks that every primitive is named in `texts` or listed in `excluded` (with its
+/// reason), and that no exclusion is stale (a name that is not a primitive, or is tested).
+fn every_primitive_in(what: &str, texts: &[&str], excluded: &[(&str, &[&str])]) {
+    let names = primitive_names();
+    let skip: Vec<&str> = excluded.iter().flat_map(|(_, ns)| ns.iter().copied()).collect();
+    let missing: Vec<_> = names.iter().filter(|n| !skip.contains(n) && !texts.iter().any(|t| names_op(t, n))).collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: these primitives have no case named after them (a string literal starting with the op's name), add one or exclude it with a reason: {missing:?}"
+    );
+    for n in &skip {
+        assert!(names.contains(n), "{what}: the exclusion {n} is not a primitive");
+        assert!(
+            !texts.iter().any(|t| names_op(t, n)),
+            "{what}: {n} is excluded but has a case now; drop the exclusion"
+        );
+    }
+}
+
+/// The op table covers every primitive (sparse ones in `sparse.rs`, their op table: dense
+/// references for every dtype, every mode).
+#[test]
+fn every_primitive_is_in_the_op_table() {
+    every_primitive_in(
+        "op table (op_table.rs, sparse.rs)",
+        &[include_str!("op_table.rs"), include_str!("sparse.rs")],
+        &[("internal, no public function: relu's gradient makes it (gradients.rs checks it)", &["relu_grad"])],
+    );
+}
+
+/// The finite-difference checks cover every differentiable primitive (`sparse::segment_sum`
+/// is named there by the test of its `Error::NoGradient`).
+#[test]
+fn every_differentiable_primitive_has_a_gradient_check() {
+    every_primitive_in(
+        "gradient checks (gradients.rs)",
+        &[include_str!("gradients.rs")],
+        &[
+            (
+                "bool output: no gradient",
+                &[
+                    "logical_not",
+                    "equal",
+                    "not_equal",
+                    "less",
+                    "less_equal",
+                    "greater",
+                    "greater_equal",
+                    "logical_and",
+                    "logical_or",
+                ],
+            ),
+            (
+                "integer output: no gradient",
+                &["argmax", "argmin", "sparse::validate", "sparse::reorder", "sparse::unique", "sparse::nonzero"],
+            ),
+            ("integer input only (the indices): no gradient", &["one_hot"]),
+        ],
+    );
+}
+
+/// The optimizer's random programs (optimizer_diff.rs) use every primitive.
+#[test]
+fn every_primitive_is_in_the_random_programs() {
+    every_primitive_in(
+        "random programs (optimizer_diff.rs)",
+        &[include_str!("optimizer_diff.rs")],
+        &[
+            ("internal: only relu's gradient makes it, and the programs take no gradients", &["relu_grad"]),
+            (
+                "sparse values have data-dependent shapes the generator does not model; sparse.rs runs each traced (every pass) against eager",
+                &[
+                    "sparse::validate",
+                    "sparse::to_dense",
+                    "sparse::matmul",
+                    "sparse::reorder",
+                    "sparse::unique",
+                    "sparse::segment_sum",
+                    "sparse::nonzero",
+                ],
+            ),
+        ],
+    );
 }

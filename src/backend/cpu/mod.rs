@@ -17,7 +17,7 @@ pub(crate) mod stream;
 
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::prim::PrimOp;
+use crate::prim::{PrimOp, SparseOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -41,12 +41,14 @@ pub(crate) fn execute(op: &PrimOp, inputs: &[&Tensor], shape: Shape, dtype: DTyp
         PrimOp::OneHot { depth, .. } => movement::one_hot(x, *depth, dtype, shape),
         PrimOp::MatMul { transpose_a, transpose_b } => matmul::matmul(x, inputs[1], *transpose_a, *transpose_b, shape),
         PrimOp::Softmax { axis, log } => softmax::softmax(x, *axis, *log),
-        PrimOp::SparseValidate(dense) => crate::backend::cpu::sparse::validate(x, dense),
-        PrimOp::SparseToDense(_) => crate::backend::cpu::sparse::to_dense(x, inputs[1], inputs[2], shape),
-        PrimOp::SparseMatMul(dense) => crate::backend::cpu::sparse::matmul(x, inputs[1], inputs[2], dense, shape),
-        PrimOp::SparseReorder => crate::backend::cpu::sparse::reorder(x),
-        PrimOp::SparseUnique => crate::backend::cpu::sparse::unique(x),
-        PrimOp::SparseSegmentSum => crate::backend::cpu::sparse::segment_sum(x, inputs[1]),
-        PrimOp::NonZero => crate::backend::cpu::sparse::nonzero(x),
+        PrimOp::Sparse(SparseOp::Validate(dense)) => crate::backend::cpu::sparse::validate(x, dense),
+        PrimOp::Sparse(SparseOp::ToDense(_)) => crate::backend::cpu::sparse::to_dense(x, inputs[1], inputs[2], shape),
+        PrimOp::Sparse(SparseOp::MatMul(dense)) => {
+            crate::backend::cpu::sparse::matmul(x, inputs[1], inputs[2], dense, shape)
+        }
+        PrimOp::Sparse(SparseOp::Reorder) => crate::backend::cpu::sparse::reorder(x),
+        PrimOp::Sparse(SparseOp::Unique) => crate::backend::cpu::sparse::unique(x),
+        PrimOp::Sparse(SparseOp::SegmentSum) => crate::backend::cpu::sparse::segment_sum(x, inputs[1]),
+        PrimOp::Sparse(SparseOp::NonZero) => crate::backend::cpu::sparse::nonzero(x),
     }
 }

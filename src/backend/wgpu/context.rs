@@ -507,7 +507,7 @@ mod tests {
     //! panics, and the CPU path keeps working; a device opened without the 64-bit and f16
     //! shader features computes in none of those dtypes (i64 stays storage-only there).
     use super::*;
-    use crate::prim::{PrimOp, UnaryOp};
+    use crate::prim::{PrimOp, SparseOp, UnaryOp};
 
     fn private_ctx_with(features: wgpu::Features) -> Option<Ctx> {
         let Some(adapter) = registry().adapters.first() else {
@@ -566,15 +566,15 @@ mod tests {
         let host = crate::Tensor::from_slice(&[2i64, 1, 0, 3, 2, 1, -1 << 40, 0], &[4, 2]).unwrap();
         let idx = storage::upload(&c, &host).unwrap();
         // Index-only primitives need no 64-bit feature: the sort compares word pairs.
-        let reorder = PrimOp::SparseReorder;
+        let reorder = PrimOp::Sparse(SparseOp::Reorder);
         check(&c, &reorder, &[&idx], DType::I64).unwrap();
         let perm = execute(&c, &reorder, &[&idx], Shape::new(&[4]), DType::I64).unwrap();
         assert_eq!(i64s(&perm), i64s(&cpu::reorder(&host).unwrap()));
-        let unique = PrimOp::SparseUnique;
+        let unique = PrimOp::Sparse(SparseOp::Unique);
         let u = execute(&c, &unique, &[&idx], Shape::new(&[0, 2]), DType::I64).unwrap();
         assert_eq!(i64s(&u), i64s(&cpu::unique(&host).unwrap()));
         // i64 values would need 64-bit arithmetic: Unsupported (soft placement: the CPU).
-        let seg = PrimOp::SparseSegmentSum;
+        let seg = PrimOp::Sparse(SparseOp::SegmentSum);
         let v64 = storage::upload(&c, &crate::Tensor::from_slice(&[1i64, 2, 3, 4], &[4]).unwrap()).unwrap();
         assert!(matches!(check(&c, &seg, &[&idx, &v64], DType::I64), Err(Error::Unsupported { .. })));
         // f32 values compute everywhere.

@@ -20,9 +20,9 @@
 //! f64 groups where f64 computes.
 //!
 //! Submissions: kernels record into the context's pending encoder and nothing waits, except
-//! at a sync point. The sparse ops with a data-dependent output shape (`SparseUnique`,
-//! `SparseSegmentSum`, `NonZero`) read their count back, and the index-checking ones
-//! (`SparseValidate`, `SparseToDense`, `SparseMatMul`) their status word: 4 bytes, counted,
+//! at a sync point. The sparse ops with a data-dependent output shape (`SparseOp::Unique`,
+//! `SegmentSum`, `NonZero`) read their count back, and the index-checking ones
+//! (`SparseOp::Validate`, `ToDense`, `MatMul`) their status word: 4 bytes, counted,
 //! but the read-back submits what is queued and waits for it. So a traced call is one
 //! submission unless its plan holds such an op: then one more per sync point.
 
@@ -88,13 +88,7 @@ pub(crate) fn check(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor], dtype: DType) ->
         PrimOp::OneHot { dtype, .. } => computes(*dtype),
         PrimOp::MatMul { .. } => need(name, x != DType::Bool && ctx.computes(x), x),
         PrimOp::Softmax { .. } => need(name, matches!(x, DType::F32 | DType::F16 | DType::F64) && ctx.computes(x), x),
-        PrimOp::SparseValidate(_)
-        | PrimOp::SparseToDense(_)
-        | PrimOp::SparseMatMul(_)
-        | PrimOp::SparseReorder
-        | PrimOp::SparseUnique
-        | PrimOp::SparseSegmentSum
-        | PrimOp::NonZero => sparse::check(ctx, op, inputs),
+        PrimOp::Sparse(s) => sparse::check(ctx, s, inputs),
     }
 }
 
@@ -120,13 +114,7 @@ pub(crate) fn execute(ctx: &Arc<Ctx>, op: &PrimOp, inputs: &[&Tensor], shape: Sh
             kernels::matmul(ctx, x, inputs[1], *transpose_a, *transpose_b, &shape)
         }
         PrimOp::Softmax { axis, log } => kernels::softmax(ctx, x, *axis, *log),
-        PrimOp::SparseValidate(_)
-        | PrimOp::SparseToDense(_)
-        | PrimOp::SparseMatMul(_)
-        | PrimOp::SparseReorder
-        | PrimOp::SparseUnique
-        | PrimOp::SparseSegmentSum
-        | PrimOp::NonZero => sparse::execute(ctx, op, inputs, &shape),
+        PrimOp::Sparse(s) => sparse::execute(ctx, s, inputs, &shape),
     }
 }
 

@@ -28,7 +28,7 @@ use super::kernels::{self, buf, groups};
 use super::storage::{self, GpuStorage};
 use crate::dtype::DType;
 use crate::error::{Error, Result, SparseIndexProblem};
-use crate::prim::{PrimOp, ReduceOp};
+use crate::prim::{ReduceOp, SparseOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -43,34 +43,37 @@ const MAX_NNZ: usize = 1 << 28;
 /// Whether the sparse primitive `op` has a kernel on `ctx`'s device for these inputs.
 /// Indices need no 64-bit feature (they are read as word pairs); values need their dtype
 /// to compute there, and `NonZero` only reads the bits of its input.
-pub(crate) fn check(ctx: &Ctx, op: &PrimOp, inputs: &[&Tensor]) -> Result<()> {
+pub(crate) fn check(ctx: &Ctx, op: &SparseOp, inputs: &[&Tensor]) -> Result<()> {
     let name = op.name();
-    let dtype_of = |k: usize| inputs.get(k).map(|t| t.dtype());
+    let dtype_of = |k: usize| {
+        inputs
+            .get(k)
+            .map(|t| t.dtype())
+            .ok_or_else(|| super::unsupported(name, "no GPU kernel for these inputs".into()))
+    };
     let need = |ok: bool, d: DType| if ok { Ok(()) } else { Err(storage::dtype_unsupported(name, d)) };
-    match (op, dtype_of(0), dtype_of(1)) {
-        (PrimOp::SparseValidate(_) | PrimOp::SparseReorder | PrimOp::SparseUnique, Some(_), _) => Ok(()),
-        (PrimOp::SparseToDense(_) | PrimOp::SparseSegmentSum, _, Some(v)) => need(ctx.computes(v), v),
-        (PrimOp::SparseMatMul(_), _, Some(v)) => need(v != DType::Bool && ctx.computes(v), v),
-        (PrimOp::NonZero, Some(x), _) => need(ctx.stores(x), x),
-        _ => Err(super::unsupported(name, "no GPU kernel for these inputs".into())),
+    match op {
+        SparseOp::Validate(_) | SparseOp::Reorder | SparseOp::Unique => dtype_of(0).map(|_| ()),
+        SparseOp::ToDense(_) | SparseOp::SegmentSum => dtype_of(1).and_then(|v| need(ctx.computes(v), v)),
+        SparseOp::MatMul(_) => dtype_of(1).and_then(|v| need(v != DType::Bool && ctx.computes(v), v)),
+        SparseOp::NonZero => dtype_of(0).and_then(|x| need(ctx.stores(x), x)),
     }
 }
 
 /// Runs a sparse primitive on inputs that live on `ctx`'s device (a host rank-0 default of
 /// `SparseToDense` is a kernel parameter).
-pub(crate) fn execute(ctx: &Arc<Ctx>, op: &PrimOp, inputs: &[&Tensor], shape: &Shape) -> Result<Tensor> {
+pub(crate) fn execute(ctx: &Arc<Ctx>, op: &SparseOp, inputs: &[&Tensor], shape: &Shape) -> Result<Tensor> {
     let arg = |k: usize| {
         inputs.get(k).copied().ok_or_else(|| Error::invalid(op.name(), "internal: missing input of a GPU kernel"))
     };
     match op {
-        PrimOp::SparseValidate(dense) => validate(ctx, arg(0)?, dense),
-        PrimOp::SparseToDense(_) => to_dense(ctx, arg(0)?, arg(1)?, arg(2)?, shape),
-        PrimOp::SparseMatMul(dense) => matmul(ctx, arg(0)?, arg(1)?, arg(2)?, dense, shape),
-        PrimOp::SparseReorder => reorder(ctx, arg(0)?),
-        PrimOp::SparseUnique => unique(ctx, arg(0)?),
-        PrimOp::SparseSegmentSum => segment_sum(ctx, arg(0)?, arg(1)?),
-        PrimOp::NonZero => nonzero(ctx, arg(0)?),
-        other => Err(Error::invalid(other.name(), "internal: not a sparse primitive")),
+        SparseOp::Validate(dense) => validate(ctx, arg(0)?, dense),
+        SparseOp::ToDense(_) => to_dense(ctx, arg(0)?, arg(1)?, arg(2)?, shape),
+        SparseOp::MatMul(dense) => matmul(ctx, arg(0)?, arg(1)?, arg(2)?, dense, shape),
+        SparseOp::Reorder => reorder(ctx, arg(0)?),
+        SparseOp::Unique => unique(ctx, arg(0)?),
+        SparseOp::SegmentSum => segment_sum(ctx, arg(0)?, arg(1)?),
+        SparseOp::NonZero => nonzero(ctx, arg(0)?),
     }
 }
 

@@ -68,10 +68,7 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
     let n = g.node(id)?;
     let NodeOp::Prim(op) = &n.op else { return None };
     let input = |k: usize| n.inputs.get(k).copied();
-    let prim_of = |i: NodeId| match g.node(i).map(|m| &m.op) {
-        Some(NodeOp::Prim(p)) => Some(p),
-        _ => None,
-    };
+    let prim_of = |i: NodeId| g.node(i).and_then(|m| m.op.as_prim());
     // `x` may stand in for the node: same shape (no broadcast widening) and dtype.
     let same_type = |x: NodeId| g.node(x).is_some_and(|m| m.shape == n.shape && m.dtype == n.dtype);
     match op {
@@ -88,19 +85,33 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
                 BinaryOp::Mul if is(y, 1.0) => Some((x, "x * 1")),
                 BinaryOp::Mul if is(x, 1.0) => Some((y, "1 * x")),
                 BinaryOp::Div if is(y, 1.0) => Some((x, "x / 1")),
-                _ => None,
+                BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::FloorDiv
+                | BinaryOp::Pow
+                | BinaryOp::Maximum
+                | BinaryOp::Minimum
+                | BinaryOp::Equal
+                | BinaryOp::NotEqual
+                | BinaryOp::Less
+                | BinaryOp::LessEqual
+                | BinaryOp::Greater
+                | BinaryOp::GreaterEqual
+                | BinaryOp::LogicalAnd
+                | BinaryOp::LogicalOr
+                | BinaryOp::ReluGrad => None,
             };
             keep.filter(|(k, _)| same_type(*k)).map(|(k, why)| Rewrite::Forward(k, why))
         }
         PrimOp::Unary(UnaryOp::Neg) => {
             let x = input(0)?;
-            match prim_of(x) {
-                Some(PrimOp::Unary(UnaryOp::Neg)) => {
-                    let inner = g.node(x)?.inputs.first().copied()?;
-                    Some(Rewrite::Forward(inner, "neg(neg(x))"))
-                }
-                _ => None,
+            if let Some(PrimOp::Unary(UnaryOp::Neg)) = prim_of(x) {
+                let inner = g.node(x)?.inputs.first().copied()?;
+                return Some(Rewrite::Forward(inner, "neg(neg(x))"));
             }
+            None
         }
         PrimOp::Cast(to) => {
             let x = input(0)?;
@@ -153,9 +164,13 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
         }
         PrimOp::MatMul { transpose_a, transpose_b } => {
             let (a, b) = (input(0)?, input(1)?);
-            let swapped = |i: NodeId| match prim_of(i) {
-                Some(PrimOp::Transpose(p)) if swaps_last_two(p) => g.node(i)?.inputs.first().copied(),
-                _ => None,
+            let swapped = |i: NodeId| {
+                if let Some(PrimOp::Transpose(p)) = prim_of(i)
+                    && swaps_last_two(p)
+                {
+                    return g.node(i)?.inputs.first().copied();
+                }
+                None
             };
             let (na, nb) = (swapped(a), swapped(b));
             if na.is_none() && nb.is_none() || !flags_are_exact(g, id, a, *transpose_a, n.dtype) {
@@ -169,7 +184,18 @@ fn rewrite(g: &Graph, id: NodeId) -> Option<Rewrite> {
                 "transpose folded into matmul",
             ))
         }
-        _ => None,
+        // No rewrite of its own (a new primitive decides here whether it has one).
+        PrimOp::Unary(_)
+        | PrimOp::Select
+        | PrimOp::Reduce { .. }
+        | PrimOp::ArgReduce { .. }
+        | PrimOp::BroadcastTo(_)
+        | PrimOp::Concat(_)
+        | PrimOp::Slice { .. }
+        | PrimOp::Gather(_)
+        | PrimOp::OneHot { .. }
+        | PrimOp::Softmax { .. }
+        | PrimOp::Sparse(_) => None,
     }
 }
 

@@ -25,7 +25,7 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::graph::ir::{Graph, Node, NodeId, NodeOp};
 use crate::prim::fusion::{Fusion, FusionKind, Instr};
-use crate::prim::{BinaryOp, PrimOp, ReduceOp, UnaryOp};
+use crate::prim::{BinaryOp, Elementwise, PrimOp, ReduceOp, UnaryOp};
 
 pub(crate) struct Fuse;
 
@@ -43,18 +43,20 @@ impl Pass for Fuse {
                 continue;
             }
             let Some(n) = g.node(root) else { continue };
-            let kind = match &n.op {
-                NodeOp::Prim(PrimOp::Reduce { op, axes, keepdims }) if fusible_dtype(n.dtype) => {
-                    let Some(x) = n.inputs.first().and_then(|i| g.node(*i)) else { continue };
-                    let r = x.shape.rank();
-                    let trailing = axes.iter().enumerate().all(|(k, &a)| a == r - axes.len() + k);
-                    if !trailing || axes.is_empty() {
-                        continue;
-                    }
-                    FusionKind::Reduce { op: *op, axes: axes.clone(), keepdims: *keepdims }
+            let kind = if let NodeOp::Prim(PrimOp::Reduce { op, axes, keepdims }) = &n.op
+                && fusible_dtype(n.dtype)
+            {
+                let Some(x) = n.inputs.first().and_then(|i| g.node(*i)) else { continue };
+                let r = x.shape.rank();
+                let trailing = axes.iter().enumerate().all(|(k, &a)| a == r - axes.len() + k);
+                if !trailing || axes.is_empty() {
+                    continue;
                 }
-                _ if elementwise(n).is_some() => FusionKind::Loop,
-                _ => continue,
+                FusionKind::Reduce { op: *op, axes: axes.clone(), keepdims: *keepdims }
+            } else if elementwise(n).is_some() {
+                FusionKind::Loop
+            } else {
+                continue;
             };
             let Some(group) = grow(g, root, &kind, &taken) else { continue };
             taken.extend(group.members.iter().copied());
@@ -78,14 +80,10 @@ fn elementwise(n: &Node) -> Option<Instr> {
     if !fusible_dtype(n.dtype) {
         return None;
     }
-    match &n.op {
-        NodeOp::Prim(PrimOp::Unary(u)) if *u != UnaryOp::LogicalNot => Some(Instr::Unary(*u, 0)),
-        NodeOp::Prim(PrimOp::Binary(b))
-            if !b.is_comparison() && !matches!(b, BinaryOp::LogicalAnd | BinaryOp::LogicalOr) =>
-        {
-            Some(Instr::Binary(*b, 0, 0))
-        }
-        _ => None,
+    match n.op.as_prim()?.elementwise()? {
+        Elementwise::Unary(u) => (u != UnaryOp::LogicalNot).then_some(Instr::Unary(u, 0)),
+        Elementwise::Binary(b) => (!b.is_comparison() && !matches!(b, BinaryOp::LogicalAnd | BinaryOp::LogicalOr))
+            .then_some(Instr::Binary(b, 0, 0)),
     }
 }
 
@@ -203,10 +201,10 @@ fn apply(g: &mut Graph, root: NodeId, kind: FusionKind, group: Group) -> String 
     for (k, &m) in members.iter().enumerate() {
         let Some(n) = g.node(m) else { continue };
         let r = |i: usize| n.inputs.get(i).and_then(|x| reg_of.get(x)).copied().unwrap_or(0);
-        program.push(match &n.op {
-            NodeOp::Prim(PrimOp::Unary(u)) => Instr::Unary(*u, r(0)),
-            NodeOp::Prim(PrimOp::Binary(b)) => Instr::Binary(*b, r(0), r(1)),
-            _ => continue,
+        let Some(e) = n.op.as_prim().and_then(PrimOp::elementwise) else { continue };
+        program.push(match e {
+            Elementwise::Unary(u) => Instr::Unary(u, r(0)),
+            Elementwise::Binary(b) => Instr::Binary(b, r(0), r(1)),
         });
         reg_of.insert(m, n_loads + k as u16);
     }
@@ -266,10 +264,7 @@ fn remove_dead(g: &mut Graph, mut ids: Vec<NodeId>) {
 }
 
 fn softmax_pattern(g: &Graph, id: NodeId) -> Option<(NodeId, usize)> {
-    let prim = |i: NodeId| match g.node(i).map(|n| &n.op) {
-        Some(NodeOp::Prim(p)) => Some(p.clone()),
-        _ => None,
-    };
+    let prim = |i: NodeId| g.node(i).and_then(|n| n.op.as_prim()).cloned();
     let ins = |i: NodeId| g.node(i).map(|n| n.inputs.clone());
     let d = g.node(id)?;
     if !fusible_dtype(d.dtype) || prim(id)? != PrimOp::Binary(BinaryOp::Div) {
@@ -298,10 +293,7 @@ fn softmax_pattern(g: &Graph, id: NodeId) -> Option<(NodeId, usize)> {
 /// `(x - m) - log(reduce_sum(exp(x - m), [last], keepdims))` with
 /// `m = reduce_max(x, [last], keepdims)` (both `x - m` one node, as CSE leaves them).
 fn log_softmax_pattern(g: &Graph, id: NodeId) -> Option<(NodeId, usize)> {
-    let prim = |i: NodeId| match g.node(i).map(|n| &n.op) {
-        Some(NodeOp::Prim(p)) => Some(p.clone()),
-        _ => None,
-    };
+    let prim = |i: NodeId| g.node(i).and_then(|n| n.op.as_prim()).cloned();
     let ins = |i: NodeId| g.node(i).map(|n| n.inputs.clone());
     let d = g.node(id)?;
     let rank = d.shape.rank();

@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use super::{OptimizerOptions, Pass, PassKind};
 use crate::error::Result;
 use crate::graph::ir::{Graph, MemoryPlan, Node, NodeId, NodeOp};
-use crate::prim::PrimOp;
 use crate::prim::fusion::FusionKind;
+use crate::prim::{Elementwise, PrimOp};
 
 pub(crate) struct MemoryPlanner;
 
@@ -47,8 +47,25 @@ fn bytes(n: &Node) -> Option<usize> {
 /// (which aliases its input).
 fn owns_buffer(n: &Node) -> bool {
     match &n.op {
-        NodeOp::Prim(PrimOp::Reshape(_)) => false,
-        NodeOp::Prim(_) | NodeOp::Fused(_) => true,
+        NodeOp::Prim(p) => match p {
+            PrimOp::Reshape(_) => false,
+            PrimOp::Unary(_)
+            | PrimOp::Binary(_)
+            | PrimOp::Select
+            | PrimOp::Cast(_)
+            | PrimOp::Reduce { .. }
+            | PrimOp::ArgReduce { .. }
+            | PrimOp::Transpose(_)
+            | PrimOp::BroadcastTo(_)
+            | PrimOp::Concat(_)
+            | PrimOp::Slice { .. }
+            | PrimOp::Gather(_)
+            | PrimOp::OneHot { .. }
+            | PrimOp::MatMul { .. }
+            | PrimOp::Softmax { .. }
+            | PrimOp::Sparse(_) => true,
+        },
+        NodeOp::Fused(_) => true,
         NodeOp::Project(_) | NodeOp::Cond { .. } | NodeOp::While { .. } => true,
         NodeOp::Input(_) | NodeOp::Const(_) | NodeOp::ReadVariable(_) | NodeOp::Print | NodeOp::AssignVariable(..) => {
             false
@@ -59,10 +76,20 @@ fn owns_buffer(n: &Node) -> bool {
 /// Whether a node may write its output over an input of the same shape and dtype.
 fn can_run_in_place(n: &Node) -> bool {
     match &n.op {
-        NodeOp::Prim(PrimOp::Unary(_)) => true,
-        NodeOp::Prim(PrimOp::Binary(b)) => !b.is_comparison(),
+        NodeOp::Prim(p) => match p.elementwise() {
+            Some(Elementwise::Unary(_)) => true,
+            Some(Elementwise::Binary(b)) => !b.is_comparison(),
+            None => false,
+        },
         NodeOp::Fused(f) => matches!(f.kind, FusionKind::Loop),
-        _ => false,
+        NodeOp::Input(_)
+        | NodeOp::Const(_)
+        | NodeOp::Print
+        | NodeOp::ReadVariable(_)
+        | NodeOp::AssignVariable(..)
+        | NodeOp::Cond { .. }
+        | NodeOp::While { .. }
+        | NodeOp::Project(_) => false,
     }
 }
 
