@@ -391,7 +391,7 @@ pub(crate) fn vjp(op: &PrimOp, x: &[Tensor], y: &Tensor, g: &Tensor, need: &[boo
             }
             smallvec![Some(cur)]
         }
-        // Scatter-add of `g` into zeros of the input's shape (SparseToDense adds repeats).
+        // Scatter-add of `g` into zeros of the input's shape (SparseOp::ToDense adds repeats).
         PrimOp::Gather(axis) => {
             if !n(0) {
                 return Ok(none());
@@ -525,7 +525,7 @@ fn gather_nd(g: &Tensor, idx: &Tensor, dense: &Shape, loc: Loc) -> Result<Tensor
 
 /// The gradient of `gather(x, idx, axis)`: `g` scatter-added into zeros of `x`'s shape. The
 /// input is seen as `[A, n, B]` (before, on and after the axis); each element of `g` goes to
-/// `(a, idx[k], b)` through `SparseToDense`, which adds repeated indices.
+/// `(a, idx[k], b)` through `SparseOp::ToDense`, which adds repeated indices.
 fn gather_grad(x: &Tensor, idx: &Tensor, g: &Tensor, axis: usize, loc: Loc) -> Result<Tensor> {
     if !x.shape().is_fully_known() || !idx.shape().is_fully_known() {
         return Err(unknown_dims("gather", "of gather", x.shape()).at(loc));

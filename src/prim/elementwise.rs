@@ -23,6 +23,18 @@ pub(crate) enum Accepts {
 }
 
 impl Accepts {
+    /// `Ok` when `d` is accepted, else `op`'s dtype error with the usual fix.
+    pub(crate) fn check(self, op: &'static str, d: crate::DType) -> crate::error::Result<()> {
+        if self.allows(d) {
+            return Ok(());
+        }
+        let fix = match self {
+            Accepts::Float => Some("cast the input to a float dtype first: x.cast(DType::F32)".into()),
+            Accepts::Bool => Some("compare first (e.g. x.not_equal(0)) to get a bool tensor".into()),
+            _ => None,
+        };
+        Err(crate::error::Error::dtype(op, self.describe(), d.name(), fix))
+    }
     pub(crate) fn allows(self, d: crate::DType) -> bool {
         use crate::DType::*;
         match self {

@@ -8,19 +8,6 @@ use crate::prim::{Accepts, PrimOp};
 use crate::shape::{Shape, UNKNOWN, broadcast_shapes};
 use crate::tensor::Tensor;
 
-pub(crate) fn check_accepts(op: &'static str, acc: Accepts, d: DType) -> Result<()> {
-    if acc.allows(d) {
-        Ok(())
-    } else {
-        let fix = match acc {
-            Accepts::Float => Some("cast the input to a float dtype first: x.cast(DType::F32)".into()),
-            Accepts::Bool => Some("compare first (e.g. x.not_equal(0)) to get a bool tensor".into()),
-            _ => None,
-        };
-        Err(Error::dtype(op, acc.describe(), d.name(), fix))
-    }
-}
-
 fn same_dtype(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.dtype() == b.dtype() { Ok(()) } else { Err(crate::prim::promote::mismatch(op, a.dtype(), b.dtype())) }
 }
@@ -35,13 +22,13 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
     let x = inputs[0];
     match op {
         PrimOp::Unary(u) => {
-            check_accepts(name, u.accepts(), x.dtype())?;
+            u.accepts().check(name, x.dtype())?;
             Ok((x.shape().clone(), x.dtype()))
         }
         PrimOp::Binary(b) => {
             let y = inputs[1];
             same_dtype(name, x, y)?;
-            check_accepts(name, b.accepts(), x.dtype())?;
+            b.accepts().check(name, x.dtype())?;
             let shape = broadcast_shapes(name, x.shape(), y.shape())?;
             Ok((shape, if b.is_comparison() { DType::Bool } else { x.dtype() }))
         }
@@ -62,11 +49,11 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
         }
         PrimOp::Cast(d) => Ok((x.shape().clone(), *d)),
         PrimOp::Reduce { axes, keepdims, .. } => {
-            check_accepts(name, Accepts::Num, x.dtype())?;
+            Accepts::Num.check(name, x.dtype())?;
             Ok((reduced_shape(x.shape(), axes, *keepdims), x.dtype()))
         }
         PrimOp::ArgReduce { axis, keepdims, .. } => {
-            check_accepts(name, Accepts::Num, x.dtype())?;
+            Accepts::Num.check(name, x.dtype())?;
             let red: smallvec::SmallVec<[usize; 4]> = match axis {
                 Some(a) => smallvec::smallvec![*a],
                 None => (0..x.rank()).collect(),
@@ -194,7 +181,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
         PrimOp::MatMul { transpose_a, transpose_b } => {
             let y = inputs[1];
             same_dtype(name, x, y)?;
-            check_accepts(name, Accepts::Num, x.dtype())?;
+            Accepts::Num.check(name, x.dtype())?;
             if x.rank() < 2 || y.rank() < 2 {
                 return Err(Error::InvalidArgument {
                     op: name,
@@ -241,7 +228,7 @@ pub(crate) fn infer(op: &PrimOp, inputs: &[&Tensor]) -> Result<(Shape, DType)> {
             Ok((dims.into(), x.dtype()))
         }
         PrimOp::Softmax { .. } => {
-            check_accepts(name, Accepts::Float, x.dtype())?;
+            Accepts::Float.check(name, x.dtype())?;
             Ok((x.shape().clone(), x.dtype()))
         }
         PrimOp::Sparse(s) => super::sparse::infer(s, inputs),

@@ -175,7 +175,7 @@ impl std::fmt::Display for Arity {
 /// parameter (no copy to the device; `placement` leaves it on the host) or as a buffer.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum HostScalars {
-    /// Parameters: the elementwise kernels, and `SparseToDense`'s default value (its only
+    /// Parameters: the elementwise kernels, and `SparseOp::ToDense`'s default value (its only
     /// rank-0 input), which fills the output.
     Params,
     /// Parameters where the device computes both the input's dtype and this one (a cast;

@@ -150,7 +150,7 @@ pub(crate) fn infer(op: &SparseOp, inputs: &[&Tensor]) -> Result<(Shape, DType)>
             if b.dtype() != v.dtype() {
                 return Err(crate::prim::promote::mismatch(name, v.dtype(), b.dtype()));
             }
-            super::infer::check_accepts(name, Accepts::Num, v.dtype())?;
+            Accepts::Num.check(name, v.dtype())?;
             if b.rank() != 2 {
                 return Err(Error::invalid(
                     name,

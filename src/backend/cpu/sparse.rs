@@ -1,4 +1,4 @@
-//! CPU kernels of the sparse primitives (`PrimOp::Sparse*`, `PrimOp::NonZero`), called by
+//! CPU kernels of the sparse primitives (`PrimOp::Sparse(SparseOp)`), called by
 //! `backend::cpu::execute`. Every kernel checks the bounds of the indices it reads, so an
 //! unvalidated sparse tensor gives an `InvalidSparseIndices` error, never a wrong write.
 //!
@@ -136,7 +136,7 @@ fn values_of<'a, T: Element>(op: &'static str, v: &'a Tensor, nnz: usize) -> Res
 
 // ---- validate -------------------------------------------------------------------------------
 
-/// `SparseValidate`: the first entry (in order) that is out of bounds, repeated or out of
+/// `SparseOp::Validate`: the first entry (in order) that is out of bounds, repeated or out of
 /// order is the error; otherwise the indices pass through.
 pub(crate) fn validate(indices: &Tensor, dense: &Shape) -> Result<Tensor> {
     const OP: &str = "SparseTensor::new";
@@ -180,7 +180,7 @@ pub(crate) fn validate(indices: &Tensor, dense: &Shape) -> Result<Tensor> {
 
 // ---- to_dense -------------------------------------------------------------------------------
 
-/// `SparseToDense`: the default everywhere, then each entry's value at its offset (entries
+/// `SparseOp::ToDense`: the default everywhere, then each entry's value at its offset (entries
 /// that share an index add up).
 pub(crate) fn to_dense(indices: &Tensor, values: &Tensor, default: &Tensor, shape: Shape) -> Result<Tensor> {
     const OP: &str = "sparse::to_dense";
@@ -410,7 +410,7 @@ fn spmm<T: SpmmK>(ix: &[i64], vals: &[T], b: &[T], m: usize, k: usize, n: usize)
         .ok_or_else(|| Error::invalid(OP, "internal: sorted entries did not take the sorted path"))
 }
 
-/// `SparseMatMul`: sparse `[m, k]` (`dense`) times dense `b` `[k, n]`.
+/// `SparseOp::MatMul`: sparse `[m, k]` (`dense`) times dense `b` `[k, n]`.
 pub(crate) fn matmul(indices: &Tensor, values: &Tensor, b: &Tensor, dense: &Shape, shape: Shape) -> Result<Tensor> {
     const OP: &str = "sparse::matmul";
     let (ix, nnz, cols) = coo(OP, indices)?;
@@ -513,7 +513,7 @@ pub(crate) fn segment_sum(indices: &Tensor, values: &Tensor) -> Result<Tensor> {
 
 // ---- nonzero --------------------------------------------------------------------------------
 
-/// `NonZero`: the indices of the elements that are not zero (`!= 0`, so NaN is kept and
+/// `SparseOp::NonZero`: the indices of the elements that are not zero (`!= 0`, so NaN is kept and
 /// `-0.0` is not; `true` for bool), row-major, i64 `[count, rank]`.
 pub(crate) fn nonzero(x: &Tensor) -> Result<Tensor> {
     const OP: &str = "sparse::nonzero";
