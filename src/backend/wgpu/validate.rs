@@ -112,7 +112,8 @@ fn every_dense_kernel_validates() {
         }
     }
     for (s, d) in [(DType::I64, DType::I32), (DType::I32, DType::I64)] {
-        c.wgsl(&format!("cast {s} -> {d} (words)"), &[], &cast::cast_i64_source(s, d).expect("a word cast"));
+        let src = cast::cast_i64_source(s, d).expect("a word cast"); // ok: a test
+        c.wgsl(&format!("cast {s} -> {d} (words)"), &[], &src);
     }
     for d in DType::ALL {
         // Movement needs no 64-bit feature (8-byte elements move as two words); f16 is halves.
