@@ -15,8 +15,18 @@
 
 use std::fmt::Write;
 
+use super::template::render;
 use crate::dtype::DType;
 use crate::prim::{BinaryOp, UnaryOp};
+
+/// The fixed parameters of an elementwise kernel (`wgsl/elementwise.wgsl`'s `Params`;
+/// then `shape`: dims, the strided loads' strides, the host scalars' words).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct EwParams {
+    pub(crate) n: u32,
+    pub(crate) rank: u32,
+}
 
 /// Threads per workgroup for one-thread-per-element kernels.
 pub(crate) const WG: u32 = 256;
@@ -74,11 +84,11 @@ pub(crate) fn param_words(d: DType) -> usize {
     if matches!(d, DType::F64 | DType::I64) { 2 } else { 1 }
 }
 
-/// A host scalar of `d` from parameter word `at` (and `at + 1`). f16 scalars are passed as
-/// the f32 bits of their value (they compute in f32).
-pub(crate) fn param_load(d: DType, at: &str) -> String {
-    let w = format!("p[{at}]");
-    let u64 = format!("(u64(p[{at}]) | (u64(p[{at} + 1u]) << 32u))");
+/// A host scalar of `d` from word `at` (and `at + 1`) of the parameter array `arr`. f16
+/// scalars are passed as the f32 bits of their value (they compute in f32).
+pub(crate) fn param_load(d: DType, arr: &str, at: &str) -> String {
+    let w = format!("{arr}[{at}]");
+    let u64 = format!("(u64({arr}[{at}]) | (u64({arr}[{at} + 1u]) << 32u))");
     match d {
         DType::F16 => format!("bitcast<f32>({w})"),
         DType::F64 => format!("bitcast<f64>({u64})"),
@@ -87,114 +97,42 @@ pub(crate) fn param_load(d: DType, at: &str) -> String {
     }
 }
 
-/// The integer helpers of a signed type: `$T` the WGSL type, `$s` its literal suffix, `$E`
-/// the exponent (`b >= 0`) as u32 (the CPU saturates an i64 exponent at u32::MAX). Division
-/// by zero gives 0 and floor division rounds toward -inf, as on the CPU; a negative
-/// exponent keeps only 1 and -1.
-fn signed_helpers(ty: &str, suffix: &str, exponent: &str) -> String {
-    r#"
-fn ff_isnan(x: $T) -> bool { return false; }
-fn ff_max(a: $T, b: $T) -> $T { return max(a, b); }
-fn ff_min(a: $T, b: $T) -> $T { return min(a, b); }
-fn ff_relu(x: $T) -> $T { return max(x, 0$s); }
-fn ff_floor_div(a: $T, b: $T) -> $T {
-    if (b == 0$s) { return 0$s; }
-    if (b == -1$s) { return 0$s - a; }
-    let q = a / b;
-    if ((a % b != 0$s) && ((a < 0$s) != (b < 0$s))) { return q - 1$s; }
-    return q;
-}
-fn ff_pow(a: $T, b: $T) -> $T {
-    if (b < 0$s) {
-        if (a == 1$s) { return 1$s; }
-        if (a == -1$s) { if (b % 2$s == 0$s) { return 1$s; } return a; }
-        return 0$s;
-    }
-    var e = u32($E);
-    var base = a;
-    var r = 1$s;
-    loop {
-        if (e == 0u) { break; }
-        if ((e & 1u) == 1u) { r = r * base; }
-        base = base * base;
-        e = e >> 1u;
-    }
-    return r;
-}
-"#
-    .replace("$T", ty)
-    .replace("$s", suffix)
-    .replace("$E", exponent)
-}
-
-/// The helpers of a float type `$T` with bits `$U` (literal suffix `$s`, magnitude mask `$M`,
-/// infinity's bits `$I`). NaN decisions are made on the bits: Vulkan lets drivers assume no
-/// NaN in float math, and NVIDIA's turned `a > b || isnan(a) ? a : b` and `x < 0 ? 0 : x`
-/// into max instructions that drop NaN. `ff_gtbits` is `a > b` for the bits of non-NaN
-/// floats (+0 and -0 equal): sign-magnitude mapped to an ordered key.
-fn float_helpers(ty: &str, bits: &str, suffix: &str, magnitude: &str, inf: &str) -> String {
-    r#"
-fn ff_nanbits(u: $U) -> bool { return (u & $M) > $I; }
-fn ff_isnan(x: $T) -> bool { return ff_nanbits(bitcast<$U>(x)); }
-fn ff_gtbits(a: $U, b: $U) -> bool {
-    let ka = select(a | ~$M, ~a, a > $M);
-    let kb = select(b | ~$M, ~b, b > $M);
-    return ka > kb && ((a | b) & $M) != 0$s;
-}
-fn ff_max(a: $T, b: $T) -> $T {
-    let ua = bitcast<$U>(a);
-    let ub = bitcast<$U>(b);
-    return bitcast<$T>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ua, ub))));
-}
-fn ff_min(a: $T, b: $T) -> $T {
-    let ua = bitcast<$U>(a);
-    let ub = bitcast<$U>(b);
-    return bitcast<$T>(select(ub, ua, ff_nanbits(ua) || (!ff_nanbits(ub) && ff_gtbits(ub, ua))));
-}
-// 0 for x < 0 (not -0.0, not NaN): above the sign bit, up to -inf.
-fn ff_relu(x: $T) -> $T { let u = bitcast<$U>(x); return bitcast<$T>(select(u, 0$s, u > ~$M && u <= (~$M | $I))); }
-fn ff_floor_div(a: $T, b: $T) -> $T { return floor(a / b); }
-"#
-    .replace("$T", ty)
-    .replace("$U", bits)
-    .replace("$s", suffix)
-    .replace("$M", magnitude)
-    .replace("$I", inf)
-}
+const PRELUDE_FLOAT: &str = include_str!("wgsl/prelude_float.wgsl");
+const PRELUDE_SIGNED: &str = include_str!("wgsl/prelude_signed.wgsl");
+const PRELUDE_U8: &str = include_str!("wgsl/prelude_u8.wgsl");
+const ELEMENTWISE: &str = include_str!("wgsl/elementwise.wgsl");
 
 /// `alias T` and the small `ff_*` helpers every kernel of operand dtype `t` may call (NaN
-/// test, NaN-propagating max/min, floor division, integer powers). The float math the op
-/// tables call comes from `math::helpers`, on demand.
+/// test, NaN-propagating max/min, floor division, integer powers: `wgsl/prelude_*.wgsl`).
+/// The float math the op tables call comes from `math::helpers`, on demand.
 pub(crate) fn prelude(t: DType) -> String {
     let mut s = format!("alias T = {};\n", ty(t));
+    let float = |ty, bits, suffix, magnitude, inf| {
+        render(PRELUDE_FLOAT, &[("T", ty), ("U", bits), ("S", suffix), ("M", magnitude), ("I", inf)])
+    };
+    let signed = |ty, suffix, exponent| render(PRELUDE_SIGNED, &[("T", ty), ("S", suffix), ("E", exponent)]);
     match t {
-        DType::F32 | DType::F16 => s.push_str(&float_helpers("f32", "u32", "u", "0x7fffffffu", "0x7f800000u")),
-        DType::I32 => s.push_str(&signed_helpers("i32", "", "b")),
-        DType::F64 => s.push_str(&float_helpers("f64", "u64", "lu", "0x7ffffffffffffffflu", "0x7ff0000000000000lu")),
-        DType::I64 => s.push_str(&signed_helpers("i64", "li", "min(b, 4294967295li)")),
-        DType::U8 => s.push_str(
-            r#"
-fn ff_isnan(x: u32) -> bool { return false; }
-fn ff_max(a: u32, b: u32) -> u32 { return max(a, b); }
-fn ff_min(a: u32, b: u32) -> u32 { return min(a, b); }
-fn ff_relu(x: u32) -> u32 { return x; }
-fn ff_floor_div(a: u32, b: u32) -> u32 { if (b == 0u) { return 0u; } return a / b; }
-fn ff_pow(a: u32, b: u32) -> u32 {
-    var e = b;
-    var base = a;
-    var r = 1u;
-    loop {
-        if (e == 0u) { break; }
-        if ((e & 1u) == 1u) { r = (r * base) & 255u; }
-        base = (base * base) & 255u;
-        e = e >> 1u;
-    }
-    return r;
-}
-"#,
-        ),
+        DType::F32 | DType::F16 => s.push_str(&float("f32", "u32", "u", "0x7fffffffu", "0x7f800000u")),
+        DType::I32 => s.push_str(&signed("i32", "", "b")),
+        DType::F64 => s.push_str(&float("f64", "u64", "lu", "0x7ffffffffffffffflu", "0x7ff0000000000000lu")),
+        DType::I64 => s.push_str(&signed("i64", "li", "min(b, 4294967295li)")),
+        DType::U8 => s.push_str(PRELUDE_U8),
         _ => {}
     }
+    s
+}
+
+/// `@group(0)` storage declarations as `Ctx::kernel` lays out the bindings: read-only
+/// `in0..` of the `inputs`' element types, then `out` and the parameters `p: Params` (the
+/// kernel's text declares `struct Params`).
+pub(crate) fn bindings(inputs: &[&str], out: &str) -> String {
+    let mut s = String::new();
+    for (b, el) in inputs.iter().enumerate() {
+        let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<{el}>;");
+    }
+    let n = inputs.len();
+    let _ = writeln!(s, "@group(0) @binding({n}) var<storage, read_write> out: array<{out}>;");
+    let _ = writeln!(s, "@group(0) @binding({}) var<storage, read> p: Params;", n + 1);
     s
 }
 
@@ -252,39 +190,29 @@ pub(crate) struct Ew {
 }
 
 impl Ew {
-    /// The WGSL source. Parameters: `n, rank, dims[rank]`, then `rank` strides per strided
-    /// load (in load order), then one word per parameter load (two for f64 and i64).
+    /// The WGSL source (`wgsl/elementwise.wgsl` around the generated body). Parameters:
+    /// `EwParams`, then in `shape`: dims, `rank` strides per strided load (in load order),
+    /// one word per parameter load (two for f64 and i64).
     pub(crate) fn source(&self) -> String {
-        let n_buf = self.loads.iter().filter(|(k, _)| *k != LoadKind::Param).count();
         let mut dts: Vec<DType> = self.loads.iter().map(|(_, d)| *d).collect();
         dts.push(self.out);
         let mut s = enables(&dts).to_string();
         s.push_str(&prelude(self.t));
         s.push_str(&self.helpers);
         s.push_str(&super::math::helpers(self.t, &self.helpers));
-        let mut b = 0;
-        for (k, d) in &self.loads {
-            if *k != LoadKind::Param {
-                let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<{}>;", elem(*d));
-                b += 1;
-            }
-        }
-        let _ = writeln!(s, "@group(0) @binding({n_buf}) var<storage, read_write> out: array<{}>;", elem(self.out));
-        let _ = writeln!(s, "@group(0) @binding({}) var<storage, read> p: array<u32>;", n_buf + 1);
-        let _ = write!(
-            s,
-            "@compute @workgroup_size({WG})\nfn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{\n    let i = (wg.x + wg.y * nwg.x) * {WG}u + li;\n    let n = p[0];\n    if (i >= n) {{ return; }}\n    let rank = p[1];\n"
-        );
+        let ins: Vec<&str> = self.loads.iter().filter(|(k, _)| *k != LoadKind::Param).map(|(_, d)| elem(*d)).collect();
+        s.push_str(&bindings(&ins, elem(self.out)));
+        let mut body = String::new();
         let n_strided = self.loads.iter().filter(|(k, _)| *k == LoadKind::Strided).count();
         if n_strided > 0 {
             for j in 0..n_strided {
-                let _ = writeln!(s, "    var o{j} = 0u;");
+                let _ = writeln!(body, "    var o{j} = 0u;");
             }
-            s.push_str("    var rem = i;\n    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {\n        let dim = p[2u + u32(d)];\n        let c = rem % dim;\n        rem = rem / dim;\n");
+            body.push_str("    var rem = i;\n    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {\n        let dim = p.shape[u32(d)];\n        let c = rem % dim;\n        rem = rem / dim;\n");
             for j in 0..n_strided {
-                let _ = writeln!(s, "        o{j} = o{j} + c * p[2u + rank * {}u + u32(d)];", j + 1);
+                let _ = writeln!(body, "        o{j} = o{j} + c * p.shape[rank * {}u + u32(d)];", j + 1);
             }
-            s.push_str("    }\n");
+            body.push_str("    }\n");
         }
         let (mut buf, mut strided, mut param) = (0, 0, 0);
         for (r, (k, d)) in self.loads.iter().enumerate() {
@@ -300,15 +228,17 @@ impl Ew {
                 }
                 LoadKind::Param => {
                     param += param_words(*d);
-                    param_load(*d, &format!("2u + rank * {}u + {}u", n_strided + 1, param - param_words(*d)))
+                    let at = format!("rank * {}u + {}u", n_strided + 1, param - param_words(*d));
+                    param_load(*d, "p.shape", &at)
                 }
             };
-            let _ = writeln!(s, "    let r{r} = {value};");
+            let _ = writeln!(body, "    let r{r} = {value};");
         }
         for l in &self.lines {
-            let _ = writeln!(s, "    {l}");
+            let _ = writeln!(body, "    {l}");
         }
-        let _ = writeln!(s, "    out[i] = {};\n}}", store(self.out, &self.result));
+        let _ = write!(body, "    out[i] = {};", store(self.out, &self.result));
+        s.push_str(&render(ELEMENTWISE, &[("BODY", &body)]));
         s
     }
 }

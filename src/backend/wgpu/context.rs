@@ -413,10 +413,10 @@ impl Ctx {
                 location: None,
             });
         }
+        // A spare 0 word: a kernel's `Params` ending in a runtime-sized array needs the
+        // binding to hold at least one element of it, even when the array is empty.
         let mut words = params.to_vec();
-        if words.is_empty() {
-            words.push(0);
-        }
+        words.push(0);
         self.scoped(op, || {
             let pbuf = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("params"),

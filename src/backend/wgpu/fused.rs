@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use super::codegen::{self, Ew, LoadKind, elem, load, param_load, param_words, store};
 use super::context::Ctx;
-use super::kernels::{self, bcast_strides, buf, scalar_words};
+use super::kernels::{self, REDUCE_TREE, bcast_strides, buf, scalar_words};
 use super::storage;
+use super::template::{params, render};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::prim::fusion::Fusion;
@@ -27,13 +28,21 @@ use crate::prim::{PrimOp, ReduceOp};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
-/// Threads per workgroup of the fused reduction (one workgroup per output, as
-/// `kernels::reduce`).
-const RWG: u32 = 64;
+const FUSED_REDUCE: &str = include_str!("wgsl/fused_reduce.wgsl");
+
+/// The fixed parameters of the fused reduce (`wgsl/fused_reduce.wgsl`'s `Params`; then
+/// `shape`: the iteration dims, the strided loads' strides, the host scalars' words).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FusedReduceParams {
+    n_out: u32,
+    row: u32,
+    rank: u32,
+}
 
 /// How the loads of a fused kernel read their inputs over an iteration shape.
 struct Loads<'a> {
-    kinds: Vec<(LoadKind, DType)>,
+    kinds: LoadKinds,
     bufs: Vec<&'a wgpu::Buffer>,
     /// `rank` strides per strided load, in load order.
     strides: Vec<u32>,
@@ -47,55 +56,54 @@ impl<'a> Loads<'a> {
     /// through broadcast strides.
     fn new(op: &'static str, inputs: &[&'a Tensor], shape: &Shape) -> Result<Loads<'a>> {
         let n = shape.num_elements();
-        let mut l = Loads { kinds: vec![], bufs: vec![], strides: vec![], words: vec![] };
+        let mut l = Loads { kinds: LoadKinds(vec![]), bufs: vec![], strides: vec![], words: vec![] };
         for t in inputs {
             if t.gpu_storage().is_none() {
                 let w =
                     scalar_words(t).ok_or_else(|| Error::invalid(op, "internal: a host input that is not a scalar"))?;
-                l.kinds.push((LoadKind::Param, t.dtype()));
+                l.kinds.0.push((LoadKind::Param, t.dtype()));
                 l.words.extend(w);
             } else if t.num_elements() == n {
-                l.kinds.push((LoadKind::Contig, t.dtype()));
+                l.kinds.0.push((LoadKind::Contig, t.dtype()));
                 l.bufs.push(buf(op, t)?);
             } else {
-                l.kinds.push((LoadKind::Strided, t.dtype()));
+                l.kinds.0.push((LoadKind::Strided, t.dtype()));
                 l.strides.extend(bcast_strides(t.shape().dims(), shape.dims()));
                 l.bufs.push(buf(op, t)?);
             }
         }
         Ok(l)
     }
+}
 
+/// How a fused kernel's loads read (contiguous, strided, host scalar), the part of `Loads`
+/// that its WGSL depends on.
+pub(crate) struct LoadKinds(pub(crate) Vec<(LoadKind, DType)>);
+
+impl LoadKinds {
     fn n_strided(&self) -> usize {
-        self.kinds.iter().filter(|(k, _)| *k == LoadKind::Strided).count()
+        self.0.iter().filter(|(k, _)| *k == LoadKind::Strided).count()
     }
 
-    /// `@binding` declarations of the buffer loads as `in{first}..`, then `out` (of `out`
-    /// elements) and `p`.
-    fn bindings(&self, s: &mut String, first: usize, out: DType) {
-        let nb = first + self.bufs.len();
-        let bufs = self.kinds.iter().filter(|(k, _)| *k != LoadKind::Param);
-        for (b, (_, d)) in (first..nb).zip(bufs) {
-            let _ = writeln!(s, "@group(0) @binding({b}) var<storage, read> in{b}: array<{}>;", elem(*d));
-        }
-        let _ = writeln!(s, "@group(0) @binding({nb}) var<storage, read_write> out: array<{}>;", elem(out));
-        let _ = writeln!(s, "@group(0) @binding({}) var<storage, read> p: array<u32>;", nb + 1);
+    /// The element types of the buffer loads (in load order).
+    fn buffer_elems(&self) -> Vec<&'static str> {
+        self.0.iter().filter(|(k, _)| *k != LoadKind::Param).map(|(_, d)| elem(*d)).collect()
     }
 
     /// `let r{reg0 + k} = ...;` for each load: buffer `in{first + b}` at `contig` for
     /// contiguous loads, at `strided(j)` for strided load `j`; a scalar starting at word `k`
-    /// of the scalar words at index `param(k)` of `p`.
+    /// of the scalar words at index `param(k)` of the parameter array `arr`.
     fn code(
         &self,
         first: usize,
         reg0: usize,
         contig: &str,
         strided: impl Fn(usize) -> String,
-        param: impl Fn(usize) -> String,
+        (arr, param): (&str, impl Fn(usize) -> String),
     ) -> String {
         let mut s = String::new();
         let (mut b, mut j, mut k) = (first, 0, 0);
-        for (r, (kind, d)) in self.kinds.iter().enumerate() {
+        for (r, (kind, d)) in self.0.iter().enumerate() {
             let value = match kind {
                 LoadKind::Contig => {
                     b += 1;
@@ -108,7 +116,7 @@ impl<'a> Loads<'a> {
                 }
                 LoadKind::Param => {
                     k += param_words(*d);
-                    param_load(*d, &param(k - param_words(*d)))
+                    param_load(*d, arr, &param(k - param_words(*d)))
                 }
             };
             let _ = writeln!(s, "    let r{} = {value};", reg0 + r);
@@ -122,57 +130,44 @@ impl<'a> Loads<'a> {
 fn reduce_parts(op: ReduceOp, t: DType) -> (&'static str, &'static str, &'static str) {
     match op {
         ReduceOp::Sum => ("T(0)", "a + b", "acc"),
-        ReduceOp::Mean => ("T(0)", "a + b", "acc / T(p[1])"),
+        ReduceOp::Mean => ("T(0)", "a + b", "acc / T(p.row)"),
         ReduceOp::Prod => ("T(1)", "a * b", "acc"),
         ReduceOp::Max => (kernels::extreme(t, true), "ff_max(a, b)", "acc"),
         ReduceOp::Min => (kernels::extreme(t, false), "ff_min(a, b)", "acc"),
     }
 }
 
-/// The WGSL of a fused reduce. Parameters: `n_out, row, rank, dims[rank]` (the iteration
-/// shape), `rank` strides per strided load, the scalar loads' words.
-fn reduce_source(f: &Fusion, op: ReduceOp, loads: &Loads) -> String {
+/// The WGSL of a fused reduce (`wgsl/fused_reduce.wgsl` after the generated `elem`).
+/// Parameters: `FusedReduceParams`, then in `shape` the iteration dims, `rank` strides per
+/// strided load, the scalar loads' words.
+pub(crate) fn reduce_source(f: &Fusion, op: ReduceOp, loads: &LoadKinds) -> String {
     let (lines, result, helpers) = super::program(f);
     let (id, comb, finish) = reduce_parts(op, f.dtype);
     let mut s = codegen::prelude(f.dtype);
     s.push_str(&helpers);
     s.push_str(&super::math::helpers(f.dtype, &helpers));
-    let _ = writeln!(s, "fn comb(a: T, b: T) -> T {{ return {comb}; }}");
-    loads.bindings(&mut s, 0, f.dtype);
-    let _ = writeln!(s, "var<workgroup> sh: array<T, {RWG}>;");
+    s.push_str(&codegen::bindings(&loads.buffer_elems(), elem(f.dtype)));
     // The program at element `i` of the iteration space (row-major).
-    s.push_str("fn elem(i: u32) -> T {\n    let rank = p[2];\n");
+    s.push_str("fn elem(i: u32) -> T {\n    let rank = p.rank;\n");
     let ns = loads.n_strided();
     if ns > 0 {
         for j in 0..ns {
             let _ = writeln!(s, "    var o{j} = 0u;");
         }
-        s.push_str("    var rem = i;\n    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {\n        let dim = p[3u + u32(d)];\n        let c = rem % dim;\n        rem = rem / dim;\n");
+        s.push_str("    var rem = i;\n    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {\n        let dim = p.shape[u32(d)];\n        let c = rem % dim;\n        rem = rem / dim;\n");
         for j in 0..ns {
-            let _ = writeln!(s, "        o{j} = o{j} + c * p[3u + rank * {}u + u32(d)];", j + 1);
+            let _ = writeln!(s, "        o{j} = o{j} + c * p.shape[rank * {}u + u32(d)];", j + 1);
         }
         s.push_str("    }\n");
     }
-    s.push_str(&loads.code(0, 0, "i", |j| format!("o{j}"), |k| format!("3u + rank * {}u + {k}u", ns + 1)));
+    let scalars = ("p.shape", |k| format!("rank * {}u + {k}u", ns + 1));
+    s.push_str(&loads.code(0, 0, "i", |j| format!("o{j}"), scalars));
     for l in &lines {
         let _ = writeln!(s, "    {l}");
     }
-    let _ = write!(
-        s,
-        r#"    return {result};
-}}
-@compute @workgroup_size({RWG})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{
-    let o = wg.x + wg.y * nwg.x;
-    if (o >= p[0]) {{ return; }}
-    let r = p[1];
-    var acc: T = {id};
-    for (var j = li; j < r; j = j + {RWG}u) {{
-        acc = comb(acc, elem(o * r + j));
-    }}
-"#,
-    );
-    s.push_str(&kernels::reduce_tree_tail(&store(f.dtype, finish)));
+    let _ = writeln!(s, "    return {result};\n}}");
+    s.push_str(&render(FUSED_REDUCE, &[("ID", id), ("COMB", comb), ("STORE", &store(f.dtype, finish))]));
+    s.push_str(REDUCE_TREE);
     s
 }
 
@@ -219,21 +214,21 @@ pub(crate) fn reduce(
     let row: usize = axes.iter().map(|&a| it[a]).product();
     let n_out = shape.num_elements();
     let loads = Loads::new(name, inputs, &it)?;
-    let mut params = vec![n_out as u32, row as u32, rank as u32];
-    params.extend(it.dims().iter().map(|d| *d as u32));
-    params.extend(&loads.strides);
-    params.extend(&loads.words);
+    let mut tail: Vec<u32> = it.dims().iter().map(|d| *d as u32).collect();
+    tail.extend(&loads.strides);
+    tail.extend(&loads.words);
+    let p = params(&FusedReduceParams { n_out: n_out as u32, row: row as u32, rank: rank as u32 }, &tail);
     let out = storage::alloc(ctx, name, f.dtype, n_out)?;
-    let k = ctx.kernel(name, &reduce_source(f, op, &loads), loads.bufs.len())?;
-    ctx.dispatch(name, &k, &loads.bufs, &out.buffer, &params, n_out as u32)?;
+    let k = ctx.kernel(name, &reduce_source(f, op, &loads.kinds), loads.bufs.len())?;
+    ctx.dispatch(name, &k, &loads.bufs, &out.buffer, &p, n_out as u32)?;
     Ok(storage::tensor(out, shape.clone(), f.dtype))
 }
 
-/// The WGSL of a fused matmul: `kernels::matmul`'s tiling with epilogue loads bound after
-/// the operands. Parameters: as `kernels::matmul` (`m, n, k`, operand strides, `nbd`, the
-/// batch dims and both operands' batch strides), then `nbd + 2` output strides per strided
+/// The WGSL of a fused matmul: `wgsl/matmul.wgsl` with epilogue loads bound after the
+/// operands. Parameters: as `kernels::matmul` (`MatmulParams`, then in `batch` the batch
+/// dims and both operands' batch strides), then `nbd + 2` output strides per strided
 /// epilogue load, then the scalar loads' words.
-fn matmul_source(f: &Fusion, loads: &Loads) -> String {
+pub(crate) fn matmul_source(f: &Fusion, loads: &LoadKinds) -> String {
     let (lines, result, helpers) = super::program(f);
     let t = f.dtype;
     let ns = loads.n_strided();
@@ -241,36 +236,34 @@ fn matmul_source(f: &Fusion, loads: &Loads) -> String {
     s.push_str(&helpers);
     s.push_str(&super::math::helpers(t, &helpers));
     let el = elem(t);
-    let _ = writeln!(
-        s,
-        "@group(0) @binding(0) var<storage, read> in0: array<{el}>;\n@group(0) @binding(1) var<storage, read> in1: array<{el}>;"
-    );
-    loads.bindings(&mut s, 2, t);
-    // Epilogue parameters start at `e = 8 + 3 * nbd`; strided load `j` has its batch offset
-    // `eb{j}` (from wg.z) and its row and column strides.
+    let mut ins = vec![el, el];
+    ins.extend(loads.buffer_elems());
+    s.push_str(&codegen::bindings(&ins, el));
+    // Epilogue words start at `e = 3 * nbd` in `p.batch`; strided load `j` has its batch
+    // offset `eb{j}` (from wg.z) and its row and column strides.
     let mut batch = String::new();
     let mut decl = String::new();
     for j in 0..ns {
         let _ = write!(decl, " var eb{j} = 0u;");
-        let _ = write!(batch, " eb{j} = eb{j} + c * p[e + {j}u * (nbd + 2u) + u32(d)];");
+        let _ = write!(batch, " eb{j} = eb{j} + c * p.batch[e + {j}u * (nbd + 2u) + u32(d)];");
     }
     let epi_loads = loads.code(
         2,
         1,
         "oo + r * n + c",
-        |j| format!("eb{j} + r * p[e + {j}u * (nbd + 2u) + nbd] + c * p[e + {j}u * (nbd + 2u) + nbd + 1u]"),
-        |k| format!("e + {ns}u * (nbd + 2u) + {k}u"),
+        |j| format!("eb{j} + r * p.batch[e + {j}u * (nbd + 2u) + nbd] + c * p.batch[e + {j}u * (nbd + 2u) + nbd + 1u]"),
+        ("p.batch", |k| format!("e + {ns}u * (nbd + 2u) + {k}u")),
     );
     let mut epi = String::new();
     for l in epi_loads.lines().map(str::trim).chain(lines.iter().map(String::as_str)) {
         let _ = write!(epi, "\n                {l}");
     }
-    let decl = format!(" let e = 8u + 3u * nbd;{decl}");
+    let decl = format!("let e = 3u * nbd;{decl}");
     let tail = format!("let r0 = acc[q][w];{epi}\n                out[oo + r * n + c] = {};", store(t, &result));
     s.push_str(&kernels::tiled_matmul_main(
+        t,
         &load(t, "in0[ao + gr * a_rs + gc * a_cs]"),
         &load(t, "in1[bo + hr * b_rs + hc * b_cs]"),
-        kernels::tile_pad(t),
         (&decl, &batch),
         &tail,
     ));
@@ -310,7 +303,7 @@ pub(crate) fn matmul(
     params.extend(&loads.words);
     let mut bufs = vec![buf(name, a)?, buf(name, b)?];
     bufs.extend(&loads.bufs);
-    let kern = ctx.kernel(name, &matmul_source(f, &loads), bufs.len())?;
+    let kern = ctx.kernel(name, &matmul_source(f, &loads.kinds), bufs.len())?;
     ctx.dispatch_3d(name, &kern, &bufs, &out.buffer, &params, grid)?;
     Ok(storage::tensor(out, shape.clone(), f.dtype))
 }

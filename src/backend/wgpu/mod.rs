@@ -33,6 +33,9 @@ pub(crate) mod kernels;
 pub(crate) mod math;
 pub(crate) mod sparse;
 pub(crate) mod storage;
+pub(crate) mod template;
+#[cfg(test)]
+mod validate;
 
 use std::sync::Arc;
 

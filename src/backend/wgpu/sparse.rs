@@ -229,20 +229,7 @@ fn status(
     dims: &[usize],
     checks: Checks,
 ) -> Result<Tensor> {
-    let body = r#"    if (i >= p[0]) { return; }
-    let cols = p[1];
-    let mode = p[2];
-    var code = 0x7fffffffu;
-    if (!in_bounds(i, cols, 3u)) {
-        code = i * 4u;
-    } else if (mode == 1u && i > 0u) {
-        let c = cmp_rows(i - 1u, i, cols, cols);
-        if (c > 0) { code = i * 4u + 2u; } else if (c == 0) { code = i * 4u + 1u; }
-    } else if (mode == 2u && i > 0u) {
-        if (cmp_rows(i - 1u, i, 1u, cols) > 0) { code = 0x7ffffffeu; }
-    }
-    out[i] = code;"#;
-    let src = format!("{}{ROWS}{}", bindings(&[("ix", "u32")], "u32"), main_fn(body));
+    let src = status_source();
     let codes = scratch(ctx, op, nnz)?;
     let mut params = vec![nnz as u32, cols as u32, checks as u32];
     params.extend(dim_words(dims));
@@ -300,28 +287,9 @@ fn sort(
 ) -> Result<GpuStorage> {
     let padded = nnz.next_power_of_two();
     let perm = scratch(ctx, op, padded)?;
-    let init = format!(
-        "{}{}",
-        bindings(&[], "u32"),
-        main_fn("    if (i >= p[0]) { return; }\n    out[i] = select(0xffffffffu, i, i < p[1]);")
-    );
+    let init = sort_init_source();
     run(ctx, op, &init, &[], &perm.buffer, &[padded as u32, nnz as u32], padded)?;
-    let pass = format!(
-        "{}{ROWS}{}",
-        bindings(&[("ix", "u32")], "u32"),
-        main_fn(
-            r#"    if (i >= p[0]) { return; }
-    let j = p[1];
-    let k = p[2];
-    let kc = p[3];
-    let cols = p[4];
-    let a = (i / j) * 2u * j + i % j;
-    let b = a + j;
-    let x = out[a];
-    let y = out[b];
-    if (select(before(x, y, kc, cols), before(y, x, kc, cols), (a & k) == 0u)) { out[a] = y; out[b] = x; }"#
-        )
-    );
+    let pass = sort_pass_source();
     let ix = buf(op, indices)?;
     unflushed(|| {
         let mut k = 2;
@@ -360,7 +328,74 @@ fn scan_scratch(ctx: &Arc<Ctx>, op: &'static str, n: usize) -> Result<GpuStorage
 /// place: each block of 256 scanned in workgroup memory, its total stored one level up;
 /// the levels scanned the same way; then each block adds the total of the blocks before it.
 fn scan(ctx: &Arc<Ctx>, op: &'static str, work: &GpuStorage, n: usize) -> Result<()> {
-    let block = format!(
+    let block = scan_block_source();
+    let add = scan_add_source();
+    let levels = scan_levels(n);
+    for w in levels.windows(2) {
+        let ((o, s), (up, _)) = (w[0], w[1]);
+        run(ctx, op, &block, &[], &work.buffer, &[s as u32, o as u32, up as u32], s)?;
+    }
+    for w in levels.windows(2).rev() {
+        let ((o, s), (up, _)) = (w[0], w[1]);
+        if s > WG as usize {
+            run(ctx, op, &add, &[], &work.buffer, &[s as u32, o as u32, up as u32], s)?;
+        }
+    }
+    Ok(())
+}
+
+// ---- kernel sources -----------------------------------------------------------------------
+
+/// The WGSL of the index check (`status`).
+fn status_source() -> String {
+    let body = r#"    if (i >= p[0]) { return; }
+    let cols = p[1];
+    let mode = p[2];
+    var code = 0x7fffffffu;
+    if (!in_bounds(i, cols, 3u)) {
+        code = i * 4u;
+    } else if (mode == 1u && i > 0u) {
+        let c = cmp_rows(i - 1u, i, cols, cols);
+        if (c > 0) { code = i * 4u + 2u; } else if (c == 0) { code = i * 4u + 1u; }
+    } else if (mode == 2u && i > 0u) {
+        if (cmp_rows(i - 1u, i, 1u, cols) > 0) { code = 0x7ffffffeu; }
+    }
+    out[i] = code;"#;
+    format!("{}{ROWS}{}", bindings(&[("ix", "u32")], "u32"), main_fn(body))
+}
+
+/// The WGSL of the sort's first pass: entry numbers, padded with the sentinel.
+fn sort_init_source() -> String {
+    format!(
+        "{}{}",
+        bindings(&[], "u32"),
+        main_fn("    if (i >= p[0]) { return; }\n    out[i] = select(0xffffffffu, i, i < p[1]);")
+    )
+}
+
+/// The WGSL of one bitonic pass of the sort.
+fn sort_pass_source() -> String {
+    format!(
+        "{}{ROWS}{}",
+        bindings(&[("ix", "u32")], "u32"),
+        main_fn(
+            r#"    if (i >= p[0]) { return; }
+    let j = p[1];
+    let k = p[2];
+    let kc = p[3];
+    let cols = p[4];
+    let a = (i / j) * 2u * j + i % j;
+    let b = a + j;
+    let x = out[a];
+    let y = out[b];
+    if (select(before(x, y, kc, cols), before(y, x, kc, cols), (a & k) == 0u)) { out[a] = y; out[b] = x; }"#
+        )
+    )
+}
+
+/// The WGSL of the scan of each block of 256 words (its total stored one level up).
+fn scan_block_source() -> String {
+    format!(
         "{}var<workgroup> sh: array<u32, {WG}>;\n{}",
         bindings(&[], "u32"),
         main_fn(&format!(
@@ -382,26 +417,250 @@ fn scan(ctx: &Arc<Ctx>, op: &'static str, work: &GpuStorage, n: usize) -> Result
     if (li == {last}u && blk < (n + {last}u) / {WG}u) {{ out[p[2] + blk] = sh[li]; }}"#,
             last = WG - 1
         ))
-    );
-    let add = format!(
+    )
+}
+
+/// The WGSL that adds the blocks' totals back.
+fn scan_add_source() -> String {
+    format!(
         "{}{}",
         bindings(&[], "u32"),
         main_fn(&format!(
             "    if (i >= p[0]) {{ return; }}\n    let blk = i / {WG}u;\n    if (blk > 0u) {{ out[p[1] + i] = out[p[1] + i] + out[p[2] + blk - 1u]; }}"
         ))
+    )
+}
+
+/// The WGSL of `to_dense`'s sums for values of dtype `t`.
+fn to_dense_source(t: DType) -> String {
+    let zero = if t == DType::Bool { "false" } else { "T(0)" };
+    let body = format!(
+        r#"    let nnz = p[0];
+    if (i >= nnz) {{ return; }}
+    let cols = p[1];
+    let e = perm[i];
+    if (i > 0u && cmp_rows(perm[i - 1u], e, cols, cols) == 0) {{ return; }}
+    if (!in_bounds(e, cols, 2u)) {{ return; }}
+    var off = 0u;
+    for (var d = 0u; d < cols; d = d + 1u) {{ off = off + ix[2u * (e * cols + d)] * p[2u + 2u * cols + d]; }}
+    var acc: T = {zero};
+    var j = i;
+    loop {{
+        if (j >= nnz) {{ break; }}
+        let f = perm[j];
+        if (j > i && cmp_rows(perm[j - 1u], f, cols, cols) != 0) {{ break; }}
+        acc = ff_sum(acc, {ld});
+        j = j + 1u;
+    }}
+    out[off] = {st};"#,
+        ld = load(t, "vals[f]"),
+        st = store(t, "acc"),
     );
-    let levels = scan_levels(n);
-    for w in levels.windows(2) {
-        let ((o, s), (up, _)) = (w[0], w[1]);
-        run(ctx, op, &block, &[], &work.buffer, &[s as u32, o as u32, up as u32], s)?;
+    format!(
+        "{}{}{}{}{ROWS}{}",
+        enables(&[t]),
+        prelude(t),
+        sum_fn(t),
+        bindings(&[("ix", "u32"), ("vals", elem(t)), ("perm", "u32")], elem(t)),
+        main_fn(&body)
+    )
+}
+
+/// The WGSL of `SparseMatMul`'s row pointers and products for values of dtype `t`, over
+/// indices `sorted` by row or read through a permutation.
+fn row_ptr_and_matmul_source(t: DType, sorted: bool) -> (String, String) {
+    let at = if sorted { "q" } else { "perm[q]" };
+    let at_fn = format!("fn at(q: u32) -> u32 {{ return {at}; }}\n");
+    let mut ins: Vec<(&str, &str)> = vec![("ix", "u32")];
+    if !sorted {
+        ins.push(("perm", "u32"));
     }
-    for w in levels.windows(2).rev() {
-        let ((o, s), (up, _)) = (w[0], w[1]);
-        if s > WG as usize {
-            run(ctx, op, &add, &[], &work.buffer, &[s as u32, o as u32, up as u32], s)?;
+    let row_ptr = format!(
+        "{}{at_fn}{}",
+        bindings(&ins, "u32"),
+        main_fn(
+            r#"    if (i >= p[0]) { return; }
+    var lo = 0u;
+    var hi = p[1];
+    loop {
+    if (lo >= hi) { break; }
+    let mid = lo + (hi - lo) / 2u;
+    if (ix[4u * at(mid)] < i) { lo = mid + 1u; } else { hi = mid; }
+    }
+    out[i] = lo;"#
+        )
+    );
+    let fin = if t == DType::U8 { "acc & 255u" } else { "acc" };
+    let mut mm_ins: Vec<(&str, &str)> = vec![("ix", "u32"), ("vals", elem(t)), ("bm", elem(t)), ("rp", "u32")];
+    if !sorted {
+        mm_ins.push(("perm", "u32"));
+    }
+    let body = format!(
+        r#"    if (i >= p[0]) {{ return; }}
+    let n = p[1];
+    let r = i / n;
+    let c = i % n;
+    var acc = T(0);
+    for (var q = rp[r]; q < rp[r + 1u]; q = q + 1u) {{
+    let e = at(q);
+    acc = acc + {v} * {bv};
+    }}
+    out[i] = {st};"#,
+        v = load(t, "vals[e]"),
+        bv = load(t, "bm[ix[4u * e + 2u] * n + c]"),
+        st = store(t, fin),
+    );
+    let mm = format!("{}{}{}{at_fn}{}", enables(&[t]), prelude(t), bindings(&mm_ins, elem(t)), main_fn(&body));
+    (row_ptr, mm)
+}
+
+fn row_ptr_source(sorted: bool) -> String {
+    row_ptr_and_matmul_source(DType::I32, sorted).0
+}
+
+fn matmul_source(t: DType, sorted: bool) -> String {
+    row_ptr_and_matmul_source(t, sorted).1
+}
+
+/// The WGSL of `reorder`'s permutation widened to i64.
+fn widen_source() -> String {
+    format!(
+        "{}{}",
+        bindings(&[("perm", "u32")], "u32"),
+        main_fn("    if (i >= p[0]) { return; }\n    out[2u * i] = perm[i];\n    out[2u * i + 1u] = 0u;")
+    )
+}
+
+/// The WGSL of the group starts (1 where a sorted entry's index differs from the previous).
+fn starts_source() -> String {
+    format!(
+        "{}{ROWS}{}",
+        bindings(&[("ix", "u32"), ("perm", "u32")], "u32"),
+        main_fn(
+            r#"    if (i >= p[0]) { return; }
+    let cols = p[1];
+    var start = 1u;
+    if (i > 0u && cmp_rows(perm[i - 1u], perm[i], cols, cols) == 0) { start = 0u; }
+    out[i] = start;"#
+        )
+    )
+}
+
+/// The WGSL of `unique`'s compaction (the first index of each group).
+fn unique_source() -> String {
+    format!(
+        "{}{}",
+        bindings(&[("ix", "u32"), ("perm", "u32"), ("work", "u32")], "u32"),
+        main_fn(
+            r#"    if (i >= p[0]) { return; }
+    if (i > 0u && work[i] == work[i - 1u]) { return; }
+    let cols = p[1];
+    let r = work[i] - 1u;
+    let e = perm[i];
+    for (var d = 0u; d < cols; d = d + 1u) {
+        out[2u * (r * cols + d)] = ix[2u * (e * cols + d)];
+        out[2u * (r * cols + d) + 1u] = ix[2u * (e * cols + d) + 1u];
+    }"#
+        )
+    )
+}
+
+/// The WGSL of `segment_sum`'s sums for values of dtype `t`.
+fn segment_sum_source(t: DType) -> String {
+    let body = format!(
+        r#"    let nnz = p[0];
+    if (i >= nnz) {{ return; }}
+    if (i > 0u && work[i] == work[i - 1u]) {{ return; }}
+    var acc: T = {first};
+    var j = i + 1u;
+    loop {{
+        if (j >= nnz) {{ break; }}
+        if (work[j] != work[j - 1u]) {{ break; }}
+        acc = ff_sum(acc, {next});
+        j = j + 1u;
+    }}
+    out[work[i] - 1u] = {st};"#,
+        first = load(t, "vals[perm[i]]"),
+        next = load(t, "vals[perm[j]]"),
+        st = store(t, "acc"),
+    );
+    format!(
+        "{}{}{}{}{}",
+        enables(&[t]),
+        prelude(t),
+        sum_fn(t),
+        bindings(&[("vals", elem(t)), ("perm", "u32"), ("work", "u32")], elem(t)),
+        main_fn(&body)
+    )
+}
+
+/// The WGSL of `nonzero`'s flags (from the bits) for `t`; `None` for bf16.
+fn flags_source(t: DType) -> Option<String> {
+    let nz = match t {
+        DType::F32 => "(x[i] & 0x7fffffffu) != 0u",
+        DType::I32 | DType::U8 | DType::Bool => "x[i] != 0u",
+        DType::F16 => "((x[i / 2u] >> ((i % 2u) * 16u)) & 0x7fffu) != 0u",
+        DType::F64 => "((x[2u * i + 1u] & 0x7fffffffu) | x[2u * i]) != 0u",
+        DType::I64 => "(x[2u * i + 1u] | x[2u * i]) != 0u",
+        DType::BF16 => return None,
+    };
+    Some(format!(
+        "{}{}",
+        bindings(&[("x", "u32")], "u32"),
+        main_fn(&format!("    if (i >= p[0]) {{ return; }}\n    out[i] = select(0u, 1u, {nz});"))
+    ))
+}
+
+/// The WGSL of `nonzero`'s coordinates of each flagged element.
+fn coords_source() -> String {
+    format!(
+        "{}{}",
+        bindings(&[("work", "u32")], "u32"),
+        main_fn(
+            r#"    if (i >= p[0]) { return; }
+    var prev = 0u;
+    if (i > 0u) { prev = work[i - 1u]; }
+    if (work[i] == prev) { return; }
+    let rank = p[1];
+    let r = work[i] - 1u;
+    var rem = i;
+    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {
+    let dim = p[2u + u32(d)];
+    out[2u * (r * rank + u32(d))] = rem % dim;
+    out[2u * (r * rank + u32(d)) + 1u] = 0u;
+    rem = rem / dim;
+    }"#
+        )
+    )
+}
+
+/// Every kernel text of the sparse primitives for values of dtype `v` (for the naga test):
+/// the index kernels, then those of `v` where it has them.
+#[cfg(test)]
+pub(crate) fn sources(v: DType) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("sparse status", status_source()),
+        ("sparse sort init", sort_init_source()),
+        ("sparse sort pass", sort_pass_source()),
+        ("sparse scan block", scan_block_source()),
+        ("sparse scan add", scan_add_source()),
+        ("sparse row_ptr sorted", row_ptr_source(true)),
+        ("sparse row_ptr unsorted", row_ptr_source(false)),
+        ("sparse widen", widen_source()),
+        ("sparse starts", starts_source()),
+        ("sparse unique", unique_source()),
+        ("sparse nonzero coords", coords_source()),
+    ];
+    out.extend(flags_source(v).map(|s| ("sparse nonzero flags", s)));
+    if v != DType::BF16 {
+        out.push(("sparse to_dense", to_dense_source(v)));
+        out.push(("sparse segment_sum", segment_sum_source(v)));
+        if v != DType::Bool {
+            out.push(("sparse matmul sorted", matmul_source(v, true)));
+            out.push(("sparse matmul unsorted", matmul_source(v, false)));
         }
     }
-    Ok(())
+    out
 }
 
 // ---- the ops ------------------------------------------------------------------------------
@@ -433,37 +692,7 @@ fn to_dense(ctx: &Arc<Ctx>, indices: &Tensor, values: &Tensor, default: &Tensor,
     if nnz == 0 {
         return Ok(out);
     }
-    let zero = if t == DType::Bool { "false" } else { "T(0)" };
-    let body = format!(
-        r#"    let nnz = p[0];
-    if (i >= nnz) {{ return; }}
-    let cols = p[1];
-    let e = perm[i];
-    if (i > 0u && cmp_rows(perm[i - 1u], e, cols, cols) == 0) {{ return; }}
-    if (!in_bounds(e, cols, 2u)) {{ return; }}
-    var off = 0u;
-    for (var d = 0u; d < cols; d = d + 1u) {{ off = off + ix[2u * (e * cols + d)] * p[2u + 2u * cols + d]; }}
-    var acc: T = {zero};
-    var j = i;
-    loop {{
-        if (j >= nnz) {{ break; }}
-        let f = perm[j];
-        if (j > i && cmp_rows(perm[j - 1u], f, cols, cols) != 0) {{ break; }}
-        acc = ff_sum(acc, {ld});
-        j = j + 1u;
-    }}
-    out[off] = {st};"#,
-        ld = load(t, "vals[f]"),
-        st = store(t, "acc"),
-    );
-    let src = format!(
-        "{}{}{}{}{ROWS}{}",
-        enables(&[t]),
-        prelude(t),
-        sum_fn(t),
-        bindings(&[("ix", "u32"), ("vals", elem(t)), ("perm", "u32")], elem(t)),
-        main_fn(&body)
-    );
+    let src = to_dense_source(t);
     let mut params = vec![nnz as u32, cols as u32];
     params.extend(dim_words(shape.dims()));
     params.extend(shape.strides().iter().map(|&s| s as u32));
@@ -511,48 +740,7 @@ fn matmul(
     }
     if m * n > 0 {
         // The sorted view: entry `at(q)` is the q-th in row order.
-        let at = if sorted { "q" } else { "perm[q]" };
-        let at_fn = format!("fn at(q: u32) -> u32 {{ return {at}; }}\n");
-        let mut ins: Vec<(&str, &str)> = vec![("ix", "u32")];
-        if !sorted {
-            ins.push(("perm", "u32"));
-        }
-        let row_ptr = format!(
-            "{}{at_fn}{}",
-            bindings(&ins, "u32"),
-            main_fn(
-                r#"    if (i >= p[0]) { return; }
-    var lo = 0u;
-    var hi = p[1];
-    loop {
-        if (lo >= hi) { break; }
-        let mid = lo + (hi - lo) / 2u;
-        if (ix[4u * at(mid)] < i) { lo = mid + 1u; } else { hi = mid; }
-    }
-    out[i] = lo;"#
-            )
-        );
-        let fin = if t == DType::U8 { "acc & 255u" } else { "acc" };
-        let mut mm_ins: Vec<(&str, &str)> = vec![("ix", "u32"), ("vals", elem(t)), ("bm", elem(t)), ("rp", "u32")];
-        if !sorted {
-            mm_ins.push(("perm", "u32"));
-        }
-        let body = format!(
-            r#"    if (i >= p[0]) {{ return; }}
-    let n = p[1];
-    let r = i / n;
-    let c = i % n;
-    var acc = T(0);
-    for (var q = rp[r]; q < rp[r + 1u]; q = q + 1u) {{
-        let e = at(q);
-        acc = acc + {v} * {bv};
-    }}
-    out[i] = {st};"#,
-            v = load(t, "vals[e]"),
-            bv = load(t, "bm[ix[4u * e + 2u] * n + c]"),
-            st = store(t, fin),
-        );
-        let mm = format!("{}{}{}{at_fn}{}", enables(&[t]), prelude(t), bindings(&mm_ins, elem(t)), main_fn(&body));
+        let (row_ptr, mm) = (row_ptr_source(sorted), matmul_source(t, sorted));
         unflushed(|| {
             let perm = if sorted { None } else { Some(sort(ctx, OP, indices, (nnz, cols), 1)?) };
             let rp = scratch(ctx, OP, m + 1)?;
@@ -574,11 +762,7 @@ fn reorder(ctx: &Arc<Ctx>, indices: &Tensor) -> Result<Tensor> {
     let (nnz, cols) = coo(OP, indices, None)?;
     let out = storage::alloc(ctx, OP, DType::I64, nnz)?;
     if nnz > 0 {
-        let widen = format!(
-            "{}{}",
-            bindings(&[("perm", "u32")], "u32"),
-            main_fn("    if (i >= p[0]) { return; }\n    out[2u * i] = perm[i];\n    out[2u * i + 1u] = 0u;")
-        );
+        let widen = widen_source();
         unflushed(|| {
             let perm = sort(ctx, OP, indices, (nnz, cols), cols)?;
             run(ctx, OP, &widen, &[&perm.buffer], &out.buffer, &[nnz as u32], nnz)
@@ -596,17 +780,7 @@ fn grouped(
     indices: &Tensor,
     (nnz, cols): (usize, usize),
 ) -> Result<(GpuStorage, GpuStorage, usize)> {
-    let starts = format!(
-        "{}{ROWS}{}",
-        bindings(&[("ix", "u32"), ("perm", "u32")], "u32"),
-        main_fn(
-            r#"    if (i >= p[0]) { return; }
-    let cols = p[1];
-    var start = 1u;
-    if (i > 0u && cmp_rows(perm[i - 1u], perm[i], cols, cols) == 0) { start = 0u; }
-    out[i] = start;"#
-        )
-    );
+    let starts = starts_source();
     unflushed(|| {
         let perm = sort(ctx, op, indices, (nnz, cols), cols)?;
         let work = scan_scratch(ctx, op, nnz)?;
@@ -626,21 +800,7 @@ fn unique(ctx: &Arc<Ctx>, indices: &Tensor) -> Result<Tensor> {
     }
     let (perm, work, count) = grouped(ctx, OP, indices, (nnz, cols))?;
     let out = storage::alloc(ctx, OP, DType::I64, count * cols)?;
-    let src = format!(
-        "{}{}",
-        bindings(&[("ix", "u32"), ("perm", "u32"), ("work", "u32")], "u32"),
-        main_fn(
-            r#"    if (i >= p[0]) { return; }
-    if (i > 0u && work[i] == work[i - 1u]) { return; }
-    let cols = p[1];
-    let r = work[i] - 1u;
-    let e = perm[i];
-    for (var d = 0u; d < cols; d = d + 1u) {
-        out[2u * (r * cols + d)] = ix[2u * (e * cols + d)];
-        out[2u * (r * cols + d) + 1u] = ix[2u * (e * cols + d) + 1u];
-    }"#
-        )
-    );
+    let src = unique_source();
     if cols > 0 {
         let ins = [buf(OP, indices)?, &perm.buffer, &work.buffer];
         run(ctx, OP, &src, &ins, &out.buffer, &[nnz as u32, cols as u32], nnz)?;
@@ -659,31 +819,7 @@ fn segment_sum(ctx: &Arc<Ctx>, indices: &Tensor, values: &Tensor) -> Result<Tens
     }
     let (perm, work, count) = grouped(ctx, OP, indices, (nnz, cols))?;
     let out = storage::alloc(ctx, OP, t, count)?;
-    let body = format!(
-        r#"    let nnz = p[0];
-    if (i >= nnz) {{ return; }}
-    if (i > 0u && work[i] == work[i - 1u]) {{ return; }}
-    var acc: T = {first};
-    var j = i + 1u;
-    loop {{
-        if (j >= nnz) {{ break; }}
-        if (work[j] != work[j - 1u]) {{ break; }}
-        acc = ff_sum(acc, {next});
-        j = j + 1u;
-    }}
-    out[work[i] - 1u] = {st};"#,
-        first = load(t, "vals[perm[i]]"),
-        next = load(t, "vals[perm[j]]"),
-        st = store(t, "acc"),
-    );
-    let src = format!(
-        "{}{}{}{}{}",
-        enables(&[t]),
-        prelude(t),
-        sum_fn(t),
-        bindings(&[("vals", elem(t)), ("perm", "u32"), ("work", "u32")], elem(t)),
-        main_fn(&body)
-    );
+    let src = segment_sum_source(t);
     run(ctx, OP, &src, &[buf(OP, values)?, &perm.buffer, &work.buffer], &out.buffer, &[nnz as u32], nnz)?;
     Ok(storage::tensor(out, Shape::new(&[count]), t))
 }
@@ -696,19 +832,7 @@ fn nonzero(ctx: &Arc<Ctx>, x: &Tensor) -> Result<Tensor> {
     if n == 0 {
         return Ok(storage::tensor(storage::alloc(ctx, OP, DType::I64, 0)?, Shape::new(&[0, rank]), DType::I64));
     }
-    let nz = match t {
-        DType::F32 => "(x[i] & 0x7fffffffu) != 0u",
-        DType::I32 | DType::U8 | DType::Bool => "x[i] != 0u",
-        DType::F16 => "((x[i / 2u] >> ((i % 2u) * 16u)) & 0x7fffu) != 0u",
-        DType::F64 => "((x[2u * i + 1u] & 0x7fffffffu) | x[2u * i]) != 0u",
-        DType::I64 => "(x[2u * i + 1u] | x[2u * i]) != 0u",
-        DType::BF16 => return Err(storage::dtype_unsupported(OP, t)),
-    };
-    let flags = format!(
-        "{}{}",
-        bindings(&[("x", "u32")], "u32"),
-        main_fn(&format!("    if (i >= p[0]) {{ return; }}\n    out[i] = select(0u, 1u, {nz});"))
-    );
+    let flags = flags_source(t).ok_or_else(|| storage::dtype_unsupported(OP, t))?;
     let work = scan_scratch(ctx, OP, n)?;
     let count = unflushed(|| {
         run(ctx, OP, &flags, &[buf(OP, x)?], &work.buffer, &[n as u32], n)?;
@@ -717,25 +841,7 @@ fn nonzero(ctx: &Arc<Ctx>, x: &Tensor) -> Result<Tensor> {
     })? as usize;
     let out = storage::alloc(ctx, OP, DType::I64, count * rank)?;
     if count * rank > 0 {
-        let src = format!(
-            "{}{}",
-            bindings(&[("work", "u32")], "u32"),
-            main_fn(
-                r#"    if (i >= p[0]) { return; }
-    var prev = 0u;
-    if (i > 0u) { prev = work[i - 1u]; }
-    if (work[i] == prev) { return; }
-    let rank = p[1];
-    let r = work[i] - 1u;
-    var rem = i;
-    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {
-        let dim = p[2u + u32(d)];
-        out[2u * (r * rank + u32(d))] = rem % dim;
-        out[2u * (r * rank + u32(d)) + 1u] = 0u;
-        rem = rem / dim;
-    }"#
-            )
-        );
+        let src = coords_source();
         let mut params = vec![n as u32, rank as u32];
         params.extend(x.shape().iter().map(|&d| d as u32));
         run(ctx, OP, &src, &[&work.buffer], &out.buffer, &params, n)?;
