@@ -1,5 +1,5 @@
-//! WGSL kernels of the sparse (COO) primitives: `SparseValidate`, `SparseToDense`,
-//! `SparseMatMul`, `SparseReorder`, `SparseUnique`, `SparseSegmentSum` and `NonZero`. Same
+//! WGSL kernels of the sparse (COO) primitives: `SparseOp::{Validate, ToDense,
+//! MatMul, Reorder, Unique, SegmentSum, NonZero}`. Same
 //! results, shapes, dtypes and errors as the CPU kernels (`crate::backend::cpu::sparse`).
 //!
 //! Building blocks, all deterministic (no float atomics, no atomics at all):

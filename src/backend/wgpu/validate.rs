@@ -13,7 +13,7 @@ use super::fused::{self, LoadKinds};
 use super::kernels::{Dist, cast, elementwise, matmul, movement, random, reduce, softmax};
 use super::{math, sparse};
 use crate::dtype::DType;
-use crate::graph::fusion::{Fusion, FusionKind, Instr};
+use crate::prim::fusion::{Fusion, FusionKind, Instr};
 use crate::prim::{ArgOp, BinaryOp, ReduceOp, UnaryOp};
 
 /// The dtypes that compute on some GPU.
