@@ -26,6 +26,7 @@ use super::codegen::{Ew, WG, elem, enables, load, prelude, store};
 use super::context::{Ctx, unflushed};
 use super::kernels::{self, buf, groups};
 use super::storage::{self, GpuStorage};
+use super::template::{params, render};
 use crate::dtype::DType;
 use crate::error::{Error, Result, SparseIndexProblem};
 use crate::prim::{ReduceOp, SparseOp};
@@ -79,63 +80,123 @@ pub(crate) fn execute(ctx: &Arc<Ctx>, op: &SparseOp, inputs: &[&Tensor], shape: 
 
 // ---- shared WGSL --------------------------------------------------------------------------
 
-/// The entry point's signature and the thread's linear id `i` (groups laid out in x and y
-/// by `Ctx::dispatch`).
-fn main_fn(body: &str) -> String {
-    format!(
-        "@compute @workgroup_size({WG})\nfn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {{\n    let i = (wg.x + wg.y * nwg.x) * {WG}u + li;\n{body}\n}}\n"
-    )
+const ROWS: &str = include_str!("wgsl/sparse_rows.wgsl");
+const BOUNDS: &str = include_str!("wgsl/sparse_bounds.wgsl");
+const SUM: &str = include_str!("wgsl/sparse_sum.wgsl");
+const ROUND_F16: &str = include_str!("wgsl/sparse_round_f16.wgsl");
+const STATUS: &str = include_str!("wgsl/sparse_status.wgsl");
+const SORT_INIT: &str = include_str!("wgsl/sparse_sort_init.wgsl");
+const SORT_PASS: &str = include_str!("wgsl/sparse_sort_pass.wgsl");
+const SCAN_BLOCK: &str = include_str!("wgsl/sparse_scan_block.wgsl");
+const SCAN_ADD: &str = include_str!("wgsl/sparse_scan_add.wgsl");
+const TO_DENSE: &str = include_str!("wgsl/sparse_to_dense.wgsl");
+const ROW_PTR: &str = include_str!("wgsl/sparse_row_ptr.wgsl");
+const MATMUL: &str = include_str!("wgsl/sparse_matmul.wgsl");
+const WIDEN: &str = include_str!("wgsl/sparse_widen.wgsl");
+const STARTS: &str = include_str!("wgsl/sparse_starts.wgsl");
+const UNIQUE: &str = include_str!("wgsl/sparse_unique.wgsl");
+const SEGMENT_SUM: &str = include_str!("wgsl/sparse_segment_sum.wgsl");
+const NONZERO_FLAGS: &str = include_str!("wgsl/sparse_nonzero_flags.wgsl");
+const NONZERO_COORDS: &str = include_str!("wgsl/sparse_nonzero_coords.wgsl");
+
+/// The fixed parameters of `wgsl/sparse_status.wgsl` (then `shape`: the dims as (low,
+/// high) word pairs).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct StatusParams {
+    nnz: u32,
+    cols: u32,
+    checks: u32,
 }
 
-/// Helpers over COO indices bound as `ix` (each i64 a (low, high) pair of u32 words) and
-/// parameters `p`: `cmp_rows` (signed lexicographic order of two entries' indices over
-/// their first `kc` columns), `in_bounds` (0 <= index < dims, the dims as word pairs at
-/// `p[at..]`) and `before` (the sort's order: by index, then entry number; the padding
-/// sentinel last).
-const ROWS: &str = r#"
-fn cmp_rows(a: u32, b: u32, kc: u32, cols: u32) -> i32 {
-    for (var d = 0u; d < kc; d = d + 1u) {
-        let wa = 2u * (a * cols + d);
-        let wb = 2u * (b * cols + d);
-        let ha = bitcast<i32>(ix[wa + 1u]);
-        let hb = bitcast<i32>(ix[wb + 1u]);
-        if (ha != hb) { return select(1, -1, ha < hb); }
-        let la = ix[wa];
-        let lb = ix[wb];
-        if (la != lb) { return select(1, -1, la < lb); }
-    }
-    return 0;
+/// The parameters of `wgsl/sparse_sort_init.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SortInitParams {
+    padded: u32,
+    nnz: u32,
 }
-fn in_bounds(e: u32, cols: u32, at: u32) -> bool {
-    for (var d = 0u; d < cols; d = d + 1u) {
-        let w = 2u * (e * cols + d);
-        let lo = ix[w];
-        let hi = ix[w + 1u];
-        let dl = p[at + 2u * d];
-        let dh = p[at + 2u * d + 1u];
-        if (bitcast<i32>(hi) < 0 || hi > dh || (hi == dh && lo >= dl)) { return false; }
-    }
-    return true;
-}
-fn before(x: u32, y: u32, kc: u32, cols: u32) -> bool {
-    if (x == 0xffffffffu) { return false; }
-    if (y == 0xffffffffu) { return true; }
-    let c = cmp_rows(x, y, kc, cols);
-    return c < 0 || (c == 0 && x < y);
-}
-"#;
 
-/// `@group(0)` storage declarations: read-only `inputs` (name, element type), then the
-/// output and the parameters, as `Ctx::kernel` lays out the bindings.
-fn bindings(inputs: &[(&str, &str)], out: &str) -> String {
-    let mut s = String::new();
-    for (b, (name, el)) in inputs.iter().enumerate() {
-        s.push_str(&format!("@group(0) @binding({b}) var<storage, read> {name}: array<{el}>;\n"));
-    }
-    let n = inputs.len();
-    s.push_str(&format!("@group(0) @binding({n}) var<storage, read_write> out: array<{out}>;\n"));
-    s.push_str(&format!("@group(0) @binding({}) var<storage, read> p: array<u32>;\n", n + 1));
-    s
+/// The parameters of `wgsl/sparse_sort_pass.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SortPassParams {
+    pairs: u32,
+    j: u32,
+    k: u32,
+    kc: u32,
+    cols: u32,
+}
+
+/// The parameters of `wgsl/sparse_scan_block.wgsl` and `wgsl/sparse_scan_add.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ScanParams {
+    n: u32,
+    off: u32,
+    up: u32,
+}
+
+/// The fixed parameters of `wgsl/sparse_to_dense.wgsl` (then `shape`: the dims as (low,
+/// high) word pairs, then the dense strides).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ToDenseParams {
+    nnz: u32,
+    cols: u32,
+}
+
+/// The parameters of `wgsl/sparse_row_ptr.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RowPtrParams {
+    rows: u32,
+    nnz: u32,
+}
+
+/// The parameters of `wgsl/sparse_matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatMulParams {
+    n_out: u32,
+    n: u32,
+}
+
+/// The parameters of `wgsl/sparse_widen.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct WidenParams {
+    n: u32,
+}
+
+/// The parameters of `wgsl/sparse_starts.wgsl` and `wgsl/sparse_unique.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GroupParams {
+    nnz: u32,
+    cols: u32,
+}
+
+/// The parameters of `wgsl/sparse_segment_sum.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SegmentSumParams {
+    nnz: u32,
+}
+
+/// The parameters of `wgsl/sparse_nonzero_flags.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FlagsParams {
+    n: u32,
+}
+
+/// The fixed parameters of `wgsl/sparse_nonzero_coords.wgsl` (then `dims`).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct CoordsParams {
+    n: u32,
+    rank: u32,
 }
 
 /// Compiles (or finds) `src` and records one dispatch over `threads` threads.
@@ -165,29 +226,18 @@ fn dim_words(dims: &[usize]) -> Vec<u32> {
     dims.iter().flat_map(|&d| [d as u32, ((d as u64) >> 32) as u32]).collect()
 }
 
-/// The value dtype's sum of two registers `a` and `b`, as the CPU's `SumK`: integers wrap,
-/// bool is or, f16 rounds (to nearest even, on the bits) after every add.
+/// The value dtype's sum of two registers `a` and `b` (`wgsl/sparse_sum.wgsl`), as the
+/// CPU's `SumK`: integers wrap, bool is or, f16 rounds (to nearest even, on the bits) after
+/// every add.
 fn sum_fn(t: DType) -> String {
     let e = match t {
-        DType::F16 => return format!("{ROUND_F16}fn ff_sum(a: T, b: T) -> T {{ return ff_round_f16(a + b); }}\n"),
+        DType::F16 => return format!("{ROUND_F16}{}", render(SUM, &[("SUM", "ff_round_f16(a + b)")])),
         DType::U8 => "(a + b) & 255u",
         DType::Bool => "a || b",
         _ => "a + b",
     };
-    format!("fn ff_sum(a: T, b: T) -> T {{ return {e}; }}\n")
+    render(SUM, &[("SUM", e)])
 }
-
-/// `x` rounded to the nearest f16 value, ties to even. Done on the bits: a driver may round
-/// an `f32(f16(x))` round trip toward zero or drop it (NVIDIA's gave sums 1 ulp off the CPU's).
-const ROUND_F16: &str = r#"fn ff_round_f16(x: f32) -> f32 {
-    let u = bitcast<u32>(x);
-    let a = u & 0x7fffffffu;
-    if (a >= 0x7f800000u) { return x; }
-    if (a >= 0x477ff000u) { return bitcast<f32>((u & 0x80000000u) | 0x7f800000u); }
-    if (a < 0x38800000u) { return round(x * 16777216.0) * 5.9604644775390625e-8; }
-    return bitcast<f32>((u & 0x80000000u) | ((a + 0xfffu + ((a >> 13u) & 1u)) & 0xffffe000u));
-}
-"#;
 
 /// `(nnz, cols)` of COO indices, with `cols` checked against the dense rank when given.
 fn coo(op: &'static str, indices: &Tensor, rank: Option<usize>) -> Result<(usize, usize)> {
@@ -231,9 +281,9 @@ fn status(
 ) -> Result<Tensor> {
     let src = status_source();
     let codes = scratch(ctx, op, nnz)?;
-    let mut params = vec![nnz as u32, cols as u32, checks as u32];
-    params.extend(dim_words(dims));
-    run(ctx, op, &src, &[buf(op, indices)?], &codes.buffer, &params, nnz)?;
+    let head = StatusParams { nnz: nnz as u32, cols: cols as u32, checks: checks as u32 };
+    let p = params(&head, &dim_words(dims));
+    run(ctx, op, &src, &[buf(op, indices)?], &codes.buffer, &p, nnz)?;
     let codes = storage::tensor(codes, Shape::new(&[nnz]), DType::I32);
     kernels::reduce(ctx, &codes, ReduceOp::Min, &[0], &Shape::scalar())
 }
@@ -288,7 +338,8 @@ fn sort(
     let padded = nnz.next_power_of_two();
     let perm = scratch(ctx, op, padded)?;
     let init = sort_init_source();
-    run(ctx, op, &init, &[], &perm.buffer, &[padded as u32, nnz as u32], padded)?;
+    let p = params(&SortInitParams { padded: padded as u32, nnz: nnz as u32 }, &[]);
+    run(ctx, op, &init, &[], &perm.buffer, &p, padded)?;
     let pass = sort_pass_source();
     let ix = buf(op, indices)?;
     unflushed(|| {
@@ -296,8 +347,14 @@ fn sort(
         while k <= padded {
             let mut j = k / 2;
             while j > 0 {
-                let params = [(padded / 2) as u32, j as u32, k as u32, kc as u32, cols as u32];
-                run(ctx, op, &pass, &[ix], &perm.buffer, &params, padded / 2)?;
+                let head = SortPassParams {
+                    pairs: (padded / 2) as u32,
+                    j: j as u32,
+                    k: k as u32,
+                    kc: kc as u32,
+                    cols: cols as u32,
+                };
+                run(ctx, op, &pass, &[ix], &perm.buffer, &params(&head, &[]), padded / 2)?;
                 j /= 2;
             }
             k *= 2;
@@ -333,12 +390,14 @@ fn scan(ctx: &Arc<Ctx>, op: &'static str, work: &GpuStorage, n: usize) -> Result
     let levels = scan_levels(n);
     for w in levels.windows(2) {
         let ((o, s), (up, _)) = (w[0], w[1]);
-        run(ctx, op, &block, &[], &work.buffer, &[s as u32, o as u32, up as u32], s)?;
+        let p = params(&ScanParams { n: s as u32, off: o as u32, up: up as u32 }, &[]);
+        run(ctx, op, &block, &[], &work.buffer, &p, s)?;
     }
     for w in levels.windows(2).rev() {
         let ((o, s), (up, _)) = (w[0], w[1]);
         if s > WG as usize {
-            run(ctx, op, &add, &[], &work.buffer, &[s as u32, o as u32, up as u32], s)?;
+            let p = params(&ScanParams { n: s as u32, off: o as u32, up: up as u32 }, &[]);
+            run(ctx, op, &add, &[], &work.buffer, &p, s)?;
         }
     }
     Ok(())
@@ -348,250 +407,96 @@ fn scan(ctx: &Arc<Ctx>, op: &'static str, work: &GpuStorage, n: usize) -> Result
 
 /// The WGSL of the index check (`status`).
 fn status_source() -> String {
-    let body = r#"    if (i >= p[0]) { return; }
-    let cols = p[1];
-    let mode = p[2];
-    var code = 0x7fffffffu;
-    if (!in_bounds(i, cols, 3u)) {
-        code = i * 4u;
-    } else if (mode == 1u && i > 0u) {
-        let c = cmp_rows(i - 1u, i, cols, cols);
-        if (c > 0) { code = i * 4u + 2u; } else if (c == 0) { code = i * 4u + 1u; }
-    } else if (mode == 2u && i > 0u) {
-        if (cmp_rows(i - 1u, i, 1u, cols) > 0) { code = 0x7ffffffeu; }
-    }
-    out[i] = code;"#;
-    format!("{}{ROWS}{}", bindings(&[("ix", "u32")], "u32"), main_fn(body))
+    format!("{STATUS}{ROWS}{BOUNDS}")
 }
 
 /// The WGSL of the sort's first pass: entry numbers, padded with the sentinel.
 fn sort_init_source() -> String {
-    format!(
-        "{}{}",
-        bindings(&[], "u32"),
-        main_fn("    if (i >= p[0]) { return; }\n    out[i] = select(0xffffffffu, i, i < p[1]);")
-    )
+    SORT_INIT.to_string()
 }
 
 /// The WGSL of one bitonic pass of the sort.
 fn sort_pass_source() -> String {
-    format!(
-        "{}{ROWS}{}",
-        bindings(&[("ix", "u32")], "u32"),
-        main_fn(
-            r#"    if (i >= p[0]) { return; }
-    let j = p[1];
-    let k = p[2];
-    let kc = p[3];
-    let cols = p[4];
-    let a = (i / j) * 2u * j + i % j;
-    let b = a + j;
-    let x = out[a];
-    let y = out[b];
-    if (select(before(x, y, kc, cols), before(y, x, kc, cols), (a & k) == 0u)) { out[a] = y; out[b] = x; }"#
-        )
-    )
+    format!("{SORT_PASS}{ROWS}")
 }
 
 /// The WGSL of the scan of each block of 256 words (its total stored one level up).
 fn scan_block_source() -> String {
-    format!(
-        "{}var<workgroup> sh: array<u32, {WG}>;\n{}",
-        bindings(&[], "u32"),
-        main_fn(&format!(
-            r#"    let n = p[0];
-    let off = p[1];
-    let blk = wg.x + wg.y * nwg.x;
-    var v = 0u;
-    if (i < n) {{ v = out[off + i]; }}
-    sh[li] = v;
-    workgroupBarrier();
-    for (var s = 1u; s < {WG}u; s = s << 1u) {{
-        var add = 0u;
-        if (li >= s) {{ add = sh[li - s]; }}
-        workgroupBarrier();
-        sh[li] = sh[li] + add;
-        workgroupBarrier();
-    }}
-    if (i < n) {{ out[off + i] = sh[li]; }}
-    if (li == {last}u && blk < (n + {last}u) / {WG}u) {{ out[p[2] + blk] = sh[li]; }}"#,
-            last = WG - 1
-        ))
-    )
+    SCAN_BLOCK.to_string()
 }
 
 /// The WGSL that adds the blocks' totals back.
 fn scan_add_source() -> String {
-    format!(
-        "{}{}",
-        bindings(&[], "u32"),
-        main_fn(&format!(
-            "    if (i >= p[0]) {{ return; }}\n    let blk = i / {WG}u;\n    if (blk > 0u) {{ out[p[1] + i] = out[p[1] + i] + out[p[2] + blk - 1u]; }}"
-        ))
-    )
+    SCAN_ADD.to_string()
 }
 
 /// The WGSL of `to_dense`'s sums for values of dtype `t`.
 fn to_dense_source(t: DType) -> String {
     let zero = if t == DType::Bool { "false" } else { "T(0)" };
-    let body = format!(
-        r#"    let nnz = p[0];
-    if (i >= nnz) {{ return; }}
-    let cols = p[1];
-    let e = perm[i];
-    if (i > 0u && cmp_rows(perm[i - 1u], e, cols, cols) == 0) {{ return; }}
-    if (!in_bounds(e, cols, 2u)) {{ return; }}
-    var off = 0u;
-    for (var d = 0u; d < cols; d = d + 1u) {{ off = off + ix[2u * (e * cols + d)] * p[2u + 2u * cols + d]; }}
-    var acc: T = {zero};
-    var j = i;
-    loop {{
-        if (j >= nnz) {{ break; }}
-        let f = perm[j];
-        if (j > i && cmp_rows(perm[j - 1u], f, cols, cols) != 0) {{ break; }}
-        acc = ff_sum(acc, {ld});
-        j = j + 1u;
-    }}
-    out[off] = {st};"#,
-        ld = load(t, "vals[f]"),
-        st = store(t, "acc"),
+    let body = render(
+        TO_DENSE,
+        &[("ELEM", elem(t)), ("ZERO", zero), ("LOAD", &load(t, "vals[f]")), ("STORE", &store(t, "acc"))],
     );
-    format!(
-        "{}{}{}{}{ROWS}{}",
-        enables(&[t]),
-        prelude(t),
-        sum_fn(t),
-        bindings(&[("ix", "u32"), ("vals", elem(t)), ("perm", "u32")], elem(t)),
-        main_fn(&body)
-    )
+    format!("{}{}{}{body}{ROWS}{BOUNDS}", enables(&[t]), prelude(t), sum_fn(t))
 }
 
-/// The WGSL of `SparseMatMul`'s row pointers and products for values of dtype `t`, over
-/// indices `sorted` by row or read through a permutation.
-fn row_ptr_and_matmul_source(t: DType, sorted: bool) -> (String, String) {
-    let at = if sorted { "q" } else { "perm[q]" };
-    let at_fn = format!("fn at(q: u32) -> u32 {{ return {at}; }}\n");
-    let mut ins: Vec<(&str, &str)> = vec![("ix", "u32")];
-    if !sorted {
-        ins.push(("perm", "u32"));
-    }
-    let row_ptr = format!(
-        "{}{at_fn}{}",
-        bindings(&ins, "u32"),
-        main_fn(
-            r#"    if (i >= p[0]) { return; }
-    var lo = 0u;
-    var hi = p[1];
-    loop {
-    if (lo >= hi) { break; }
-    let mid = lo + (hi - lo) / 2u;
-    if (ix[4u * at(mid)] < i) { lo = mid + 1u; } else { hi = mid; }
-    }
-    out[i] = lo;"#
-        )
-    );
-    let fin = if t == DType::U8 { "acc & 255u" } else { "acc" };
-    let mut mm_ins: Vec<(&str, &str)> = vec![("ix", "u32"), ("vals", elem(t)), ("bm", elem(t)), ("rp", "u32")];
-    if !sorted {
-        mm_ins.push(("perm", "u32"));
-    }
-    let body = format!(
-        r#"    if (i >= p[0]) {{ return; }}
-    let n = p[1];
-    let r = i / n;
-    let c = i % n;
-    var acc = T(0);
-    for (var q = rp[r]; q < rp[r + 1u]; q = q + 1u) {{
-    let e = at(q);
-    acc = acc + {v} * {bv};
-    }}
-    out[i] = {st};"#,
-        v = load(t, "vals[e]"),
-        bv = load(t, "bm[ix[4u * e + 2u] * n + c]"),
-        st = store(t, fin),
-    );
-    let mm = format!("{}{}{}{at_fn}{}", enables(&[t]), prelude(t), bindings(&mm_ins, elem(t)), main_fn(&body));
-    (row_ptr, mm)
+/// The placeholders of the kernels that read entries in row order, directly (`sorted`) or
+/// through a permutation bound after the `inputs` others: `PERM`, `OUT`, `P`, `AT`.
+fn row_order(sorted: bool, inputs: usize) -> [(&'static str, String); 4] {
+    let (perm, at, n) = if sorted {
+        (String::new(), "q", inputs)
+    } else {
+        (format!("@group(0) @binding({inputs}) var<storage, read> perm: array<u32>;"), "perm[q]", inputs + 1)
+    };
+    [("PERM", perm), ("OUT", n.to_string()), ("P", (n + 1).to_string()), ("AT", at.to_string())]
 }
 
+/// The WGSL of `SparseMatMul`'s row pointers, over indices `sorted` by row or read
+/// through a permutation.
 fn row_ptr_source(sorted: bool) -> String {
-    row_ptr_and_matmul_source(DType::I32, sorted).0
+    let vars = row_order(sorted, 1);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    render(ROW_PTR, &vars)
 }
 
+/// The WGSL of `SparseMatMul`'s products for values of dtype `t`, over indices `sorted` by
+/// row or read through a permutation.
 fn matmul_source(t: DType, sorted: bool) -> String {
-    row_ptr_and_matmul_source(t, sorted).1
+    let fin = if t == DType::U8 { "acc & 255u" } else { "acc" };
+    let (a, b, st) = (load(t, "vals[e]"), load(t, "bm[ix[4u * e + 2u] * n + c]"), store(t, fin));
+    let order = row_order(sorted, 4);
+    let mut vars: Vec<(&str, &str)> = order.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([("ELEM", elem(t)), ("LOAD_A", a.as_str()), ("LOAD_B", b.as_str()), ("STORE", st.as_str())]);
+    format!("{}{}{}", enables(&[t]), prelude(t), render(MATMUL, &vars))
 }
 
 /// The WGSL of `reorder`'s permutation widened to i64.
 fn widen_source() -> String {
-    format!(
-        "{}{}",
-        bindings(&[("perm", "u32")], "u32"),
-        main_fn("    if (i >= p[0]) { return; }\n    out[2u * i] = perm[i];\n    out[2u * i + 1u] = 0u;")
-    )
+    WIDEN.to_string()
 }
 
 /// The WGSL of the group starts (1 where a sorted entry's index differs from the previous).
 fn starts_source() -> String {
-    format!(
-        "{}{ROWS}{}",
-        bindings(&[("ix", "u32"), ("perm", "u32")], "u32"),
-        main_fn(
-            r#"    if (i >= p[0]) { return; }
-    let cols = p[1];
-    var start = 1u;
-    if (i > 0u && cmp_rows(perm[i - 1u], perm[i], cols, cols) == 0) { start = 0u; }
-    out[i] = start;"#
-        )
-    )
+    format!("{STARTS}{ROWS}")
 }
 
 /// The WGSL of `unique`'s compaction (the first index of each group).
 fn unique_source() -> String {
-    format!(
-        "{}{}",
-        bindings(&[("ix", "u32"), ("perm", "u32"), ("work", "u32")], "u32"),
-        main_fn(
-            r#"    if (i >= p[0]) { return; }
-    if (i > 0u && work[i] == work[i - 1u]) { return; }
-    let cols = p[1];
-    let r = work[i] - 1u;
-    let e = perm[i];
-    for (var d = 0u; d < cols; d = d + 1u) {
-        out[2u * (r * cols + d)] = ix[2u * (e * cols + d)];
-        out[2u * (r * cols + d) + 1u] = ix[2u * (e * cols + d) + 1u];
-    }"#
-        )
-    )
+    UNIQUE.to_string()
 }
 
 /// The WGSL of `segment_sum`'s sums for values of dtype `t`.
 fn segment_sum_source(t: DType) -> String {
-    let body = format!(
-        r#"    let nnz = p[0];
-    if (i >= nnz) {{ return; }}
-    if (i > 0u && work[i] == work[i - 1u]) {{ return; }}
-    var acc: T = {first};
-    var j = i + 1u;
-    loop {{
-        if (j >= nnz) {{ break; }}
-        if (work[j] != work[j - 1u]) {{ break; }}
-        acc = ff_sum(acc, {next});
-        j = j + 1u;
-    }}
-    out[work[i] - 1u] = {st};"#,
-        first = load(t, "vals[perm[i]]"),
-        next = load(t, "vals[perm[j]]"),
-        st = store(t, "acc"),
+    let body = render(
+        SEGMENT_SUM,
+        &[
+            ("ELEM", elem(t)),
+            ("LOAD_FIRST", &load(t, "vals[perm[i]]")),
+            ("LOAD_NEXT", &load(t, "vals[perm[j]]")),
+            ("STORE", &store(t, "acc")),
+        ],
     );
-    format!(
-        "{}{}{}{}{}",
-        enables(&[t]),
-        prelude(t),
-        sum_fn(t),
-        bindings(&[("vals", elem(t)), ("perm", "u32"), ("work", "u32")], elem(t)),
-        main_fn(&body)
-    )
+    format!("{}{}{}{body}", enables(&[t]), prelude(t), sum_fn(t))
 }
 
 /// The WGSL of `nonzero`'s flags (from the bits) for `t`; `None` for bf16.
@@ -604,34 +509,12 @@ fn flags_source(t: DType) -> Option<String> {
         DType::I64 => "(x[2u * i + 1u] | x[2u * i]) != 0u",
         DType::BF16 => return None,
     };
-    Some(format!(
-        "{}{}",
-        bindings(&[("x", "u32")], "u32"),
-        main_fn(&format!("    if (i >= p[0]) {{ return; }}\n    out[i] = select(0u, 1u, {nz});"))
-    ))
+    Some(render(NONZERO_FLAGS, &[("NONZERO", nz)]))
 }
 
 /// The WGSL of `nonzero`'s coordinates of each flagged element.
 fn coords_source() -> String {
-    format!(
-        "{}{}",
-        bindings(&[("work", "u32")], "u32"),
-        main_fn(
-            r#"    if (i >= p[0]) { return; }
-    var prev = 0u;
-    if (i > 0u) { prev = work[i - 1u]; }
-    if (work[i] == prev) { return; }
-    let rank = p[1];
-    let r = work[i] - 1u;
-    var rem = i;
-    for (var d = i32(rank) - 1; d >= 0; d = d - 1) {
-    let dim = p[2u + u32(d)];
-    out[2u * (r * rank + u32(d))] = rem % dim;
-    out[2u * (r * rank + u32(d)) + 1u] = 0u;
-    rem = rem / dim;
-    }"#
-        )
-    )
+    NONZERO_COORDS.to_string()
 }
 
 /// Every kernel text of the sparse primitives for values of dtype `v` (for the naga test):
@@ -693,15 +576,15 @@ fn to_dense(ctx: &Arc<Ctx>, indices: &Tensor, values: &Tensor, default: &Tensor,
         return Ok(out);
     }
     let src = to_dense_source(t);
-    let mut params = vec![nnz as u32, cols as u32];
-    params.extend(dim_words(shape.dims()));
-    params.extend(shape.strides().iter().map(|&s| s as u32));
+    let mut tail = dim_words(shape.dims());
+    tail.extend(shape.strides().iter().map(|&s| s as u32));
+    let p = params(&ToDenseParams { nnz: nnz as u32, cols: cols as u32 }, &tail);
     let target = out.gpu_storage().map(|g| &g.buffer).ok_or_else(|| Error::invalid(OP, "internal: no GPU output"))?;
     unflushed(|| {
         let s = status(ctx, OP, indices, (nnz, cols), shape.dims(), Checks::Bounds)?;
         let perm = sort(ctx, OP, indices, (nnz, cols), cols)?;
         let ins = [buf(OP, indices)?, buf(OP, values)?, &perm.buffer];
-        run(ctx, OP, &src, &ins, target, &params, nnz)?;
+        run(ctx, OP, &src, &ins, target, &p, nnz)?;
         let code = read_status(ctx, OP, &s)?;
         if code != OK {
             return Err(status_error(ctx, OP, indices, cols, code, shape));
@@ -747,10 +630,12 @@ fn matmul(
             let ix = buf(OP, indices)?;
             let mut a: Vec<&wgpu::Buffer> = vec![ix];
             a.extend(perm.as_ref().map(|p| &p.buffer));
-            run(ctx, OP, &row_ptr, &a, &rp.buffer, &[(m + 1) as u32, nnz as u32], m + 1)?;
+            let p = params(&RowPtrParams { rows: (m + 1) as u32, nnz: nnz as u32 }, &[]);
+            run(ctx, OP, &row_ptr, &a, &rp.buffer, &p, m + 1)?;
             let mut a: Vec<&wgpu::Buffer> = vec![ix, buf(OP, values)?, buf(OP, b)?, &rp.buffer];
             a.extend(perm.as_ref().map(|p| &p.buffer));
-            run(ctx, OP, &mm, &a, &out.buffer, &[(m * n) as u32, n as u32], m * n)
+            let p = params(&MatMulParams { n_out: (m * n) as u32, n: n as u32 }, &[]);
+            run(ctx, OP, &mm, &a, &out.buffer, &p, m * n)
         })?;
     }
     Ok(storage::tensor(out, shape.clone(), t))
@@ -765,7 +650,8 @@ fn reorder(ctx: &Arc<Ctx>, indices: &Tensor) -> Result<Tensor> {
         let widen = widen_source();
         unflushed(|| {
             let perm = sort(ctx, OP, indices, (nnz, cols), cols)?;
-            run(ctx, OP, &widen, &[&perm.buffer], &out.buffer, &[nnz as u32], nnz)
+            let p = params(&WidenParams { n: nnz as u32 }, &[]);
+            run(ctx, OP, &widen, &[&perm.buffer], &out.buffer, &p, nnz)
         })?;
     }
     Ok(storage::tensor(out, Shape::new(&[nnz]), DType::I64))
@@ -784,7 +670,8 @@ fn grouped(
     unflushed(|| {
         let perm = sort(ctx, op, indices, (nnz, cols), cols)?;
         let work = scan_scratch(ctx, op, nnz)?;
-        run(ctx, op, &starts, &[buf(op, indices)?, &perm.buffer], &work.buffer, &[nnz as u32, cols as u32], nnz)?;
+        let p = params(&GroupParams { nnz: nnz as u32, cols: cols as u32 }, &[]);
+        run(ctx, op, &starts, &[buf(op, indices)?, &perm.buffer], &work.buffer, &p, nnz)?;
         scan(ctx, op, &work, nnz)?;
         let count = read_word(ctx, op, &work.buffer, nnz - 1)? as usize;
         Ok((perm, work, count))
@@ -803,7 +690,8 @@ fn unique(ctx: &Arc<Ctx>, indices: &Tensor) -> Result<Tensor> {
     let src = unique_source();
     if cols > 0 {
         let ins = [buf(OP, indices)?, &perm.buffer, &work.buffer];
-        run(ctx, OP, &src, &ins, &out.buffer, &[nnz as u32, cols as u32], nnz)?;
+        let p = params(&GroupParams { nnz: nnz as u32, cols: cols as u32 }, &[]);
+        run(ctx, OP, &src, &ins, &out.buffer, &p, nnz)?;
     }
     Ok(storage::tensor(out, Shape::new(&[count, cols]), DType::I64))
 }
@@ -820,7 +708,8 @@ fn segment_sum(ctx: &Arc<Ctx>, indices: &Tensor, values: &Tensor) -> Result<Tens
     let (perm, work, count) = grouped(ctx, OP, indices, (nnz, cols))?;
     let out = storage::alloc(ctx, OP, t, count)?;
     let src = segment_sum_source(t);
-    run(ctx, OP, &src, &[buf(OP, values)?, &perm.buffer, &work.buffer], &out.buffer, &[nnz as u32], nnz)?;
+    let p = params(&SegmentSumParams { nnz: nnz as u32 }, &[]);
+    run(ctx, OP, &src, &[buf(OP, values)?, &perm.buffer, &work.buffer], &out.buffer, &p, nnz)?;
     Ok(storage::tensor(out, Shape::new(&[count]), t))
 }
 
@@ -835,16 +724,17 @@ fn nonzero(ctx: &Arc<Ctx>, x: &Tensor) -> Result<Tensor> {
     let flags = flags_source(t).ok_or_else(|| storage::dtype_unsupported(OP, t))?;
     let work = scan_scratch(ctx, OP, n)?;
     let count = unflushed(|| {
-        run(ctx, OP, &flags, &[buf(OP, x)?], &work.buffer, &[n as u32], n)?;
+        let p = params(&FlagsParams { n: n as u32 }, &[]);
+        run(ctx, OP, &flags, &[buf(OP, x)?], &work.buffer, &p, n)?;
         scan(ctx, OP, &work, n)?;
         read_word(ctx, OP, &work.buffer, n - 1)
     })? as usize;
     let out = storage::alloc(ctx, OP, DType::I64, count * rank)?;
     if count * rank > 0 {
         let src = coords_source();
-        let mut params = vec![n as u32, rank as u32];
-        params.extend(x.shape().iter().map(|&d| d as u32));
-        run(ctx, OP, &src, &[&work.buffer], &out.buffer, &params, n)?;
+        let dims: Vec<u32> = x.shape().iter().map(|&d| d as u32).collect();
+        let p = params(&CoordsParams { n: n as u32, rank: rank as u32 }, &dims);
+        run(ctx, OP, &src, &[&work.buffer], &out.buffer, &p, n)?;
     }
     Ok(storage::tensor(out, Shape::new(&[count, rank]), DType::I64))
 }
