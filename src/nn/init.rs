@@ -39,8 +39,9 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
         [n] => (*n, *n),
         [a, b] => (*a, *b),
         [spatial @ .., a, b] => {
-            let r: usize = spatial.iter().product();
-            (a * r, b * r)
+            // Saturating: a user's shape may overflow; fans only scale an initializer's range.
+            let r = spatial.iter().fold(1usize, |r, d| r.saturating_mul(*d));
+            (a.saturating_mul(r), b.saturating_mul(r))
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::tidy::rust_files;
+
 /// The layers, bottom first: a file may import from its own layer and those before it.
 const LAYERS: &[(&str, &[&str])] = &[
     ("base", &["error", "dtype", "shape", "device", "config", "profiler", "with_dtype"]),
@@ -40,18 +42,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 
 fn layer_of_module(m: &str) -> Option<usize> {
     LAYERS.iter().position(|(_, mods)| mods.contains(&m))
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
 }
 
 /// The top module of a file under `src/` (`src/graph/opt/fuse.rs` -> `graph`).

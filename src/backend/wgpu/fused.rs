@@ -211,7 +211,7 @@ pub(crate) fn reduce(
         return kernels::reduce(ctx, &body, op, axes, shape);
     }
     fits_u32(name, it.num_elements())?;
-    let row: usize = axes.iter().map(|&a| it[a]).product();
+    let row: usize = axes.iter().map(|&a| it[a]).product(); // ok: fits_u32 checked the whole above
     let n_out = shape.num_elements();
     let loads = Loads::new(name, inputs, &it)?;
     let mut tail: Vec<u32> = it.dims().iter().map(|d| *d as u32).collect();

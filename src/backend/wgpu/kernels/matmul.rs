@@ -66,7 +66,7 @@ pub(crate) fn matmul_params(a: &Tensor, b: &Tensor, ta: bool, tb: bool, shape: &
     let (a_rs, a_cs) = if ta { (1, sa[ra - 1]) } else { (sa[ra - 1], 1) };
     let (b_rs, b_cs) = if tb { (1, sb[rb - 1]) } else { (sb[rb - 1], 1) };
     let batch = &shape.dims()[..shape.rank() - 2];
-    let nb: usize = batch.iter().product();
+    let nb: usize = batch.iter().product(); // ok: dims of the inferred (checked) output
     // Per-batch-dim strides of each operand, broadcast (0) where its batch dim is 1.
     let bs = |dims: &[usize], r: usize| -> Vec<u32> {
         let mat = dims[r - 2] * dims[r - 1];

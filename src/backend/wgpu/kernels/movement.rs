@@ -69,7 +69,7 @@ fn strided_copy(
     out_strides: &[u32],
     out_off: usize,
 ) -> Result<()> {
-    let n: usize = dims.iter().product();
+    let n: usize = dims.iter().product(); // ok: the output's dims, its count checked at inference
     let (_, w) = storage::move_unit(x.dtype()).ok_or_else(|| storage::dtype_unsupported(op, x.dtype()))?;
     let src = copy_source(x.dtype()).ok_or_else(|| storage::dtype_unsupported(op, x.dtype()))?;
     let mut shape: Vec<u32> = dims.iter().map(|d| *d as u32).collect();
@@ -163,7 +163,7 @@ pub(crate) fn gather_source(x: DType, idx: DType) -> Option<String> {
 pub(crate) fn gather(ctx: &Arc<Ctx>, x: &Tensor, idx: &Tensor, axis: usize, shape: &Shape) -> Result<Tensor> {
     let xs = x.shape();
     let dim = xs[axis];
-    let inner: usize = xs[axis + 1..].iter().product();
+    let inner: usize = xs[axis + 1..].iter().product(); // ok: dims of an existing tensor
     let m = idx.num_elements();
     let n = shape.num_elements();
     let src = gather_source(x.dtype(), idx.dtype()).ok_or_else(|| storage::dtype_unsupported("gather", x.dtype()))?;

@@ -105,7 +105,7 @@ pub(crate) fn reduce(ctx: &Arc<Ctx>, x: &Tensor, op: ReduceOp, axes: &[usize], s
     let t = x.dtype();
     let n_out = shape.num_elements();
     let (kd, ks, rd, rs) = split_axes(x.shape().dims(), axes);
-    let r: usize = rd.iter().map(|d| *d as usize).product();
+    let r: usize = rd.iter().map(|d| *d as usize).product(); // ok: dims of an existing tensor
     let mut tail = kd.clone();
     tail.extend(&ks);
     tail.push(rd.len() as u32);
@@ -132,7 +132,7 @@ pub(crate) fn arg_reduce(ctx: &Arc<Ctx>, x: &Tensor, op: ArgOp, axis: Option<usi
     let s = x.shape();
     let (outer, r, inner) = match axis {
         None => (1, s.num_elements(), 1),
-        Some(a) => (s[..a].iter().product::<usize>(), s[a], s[a + 1..].iter().product::<usize>()),
+        Some(a) => (s[..a].iter().product::<usize>(), s[a], s[a + 1..].iter().product::<usize>()), // ok: an existing tensor's dims
     };
     let n_out = outer * inner;
     let name = if op == ArgOp::Max { "argmax" } else { "argmin" };

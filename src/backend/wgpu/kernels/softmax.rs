@@ -49,7 +49,7 @@ pub(crate) fn softmax(ctx: &Arc<Ctx>, x: &Tensor, axis: usize, log: bool) -> Res
     let (outer, r, inner) = if s.rank() == 0 {
         (1, 1, 1)
     } else {
-        (s[..axis].iter().product::<usize>(), s[axis], s[axis + 1..].iter().product::<usize>())
+        (s[..axis].iter().product::<usize>(), s[axis], s[axis + 1..].iter().product::<usize>()) // ok: an existing tensor's dims
     };
     let rows = outer * inner;
     let out = storage::alloc(ctx, "softmax", x.dtype(), s.num_elements())?;
